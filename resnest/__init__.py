@@ -1,0 +1,1 @@
+"""ResNeSt for MXNet Gluon."""

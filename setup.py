@@ -1,0 +1,19 @@
+"""Installable package ``resnest``: ResNeSt for MXNet Gluon (models, weights, data, training)."""
+from setuptools import find_packages, setup
+
+setup(
+    name="resnest",
+    version="0.1.0",
+    description="ResNeSt (Split-Attention Networks) for MXNet Gluon: model zoo, "
+                "published weights, RecordIO data, Horovod training, fast CPU inference",
+    packages=find_packages(include=["resnest", "resnest.*"]),
+    python_requires=">=3.8",
+    # MXNet is an extra, not a requirement: GPU users install mxnet-cuXXX instead of the CPU
+    # build, and pip must not pull the CPU wheel in beside it (see README).
+    install_requires=["numpy<1.24", "opencv-python", "tqdm"],
+    extras_require={
+        "cpu": ["mxnet==1.9.1"],
+        "train": ["gluoncv==0.10.5.post0", "matplotlib", "scikit-learn", "scipy", "pandas"],
+        "test": ["pytest", "pytest-timeout", "onnx", "onnxruntime"],
+    },
+)
