@@ -1,0 +1,65 @@
+"""DropBlock (Ghiasi et al. 2018): drop contiguous square regions of a feature map in training."""
+from mxnet.gluon import nn
+
+__all__ = ["DropBlock", "set_drop_prob"]
+
+
+class DropBlock(nn.HybridBlock):
+    """Zero ``block_size`` x ``block_size`` squares with overall probability ``drop_prob``.
+
+    Everything that depends on the input size is derived from the input at run time, so one
+    block serves any resolution. Each sample gets its own mask (shared across channels, as in
+    the paper), the kept activations are rescaled per sample so the expected sum is unchanged,
+    and the block is the identity outside training, hybridized or not: the training/inference
+    switch is read from a ``Dropout`` operator, which MXNet runs in the graph's current mode.
+
+    Parameters
+    ----------
+    drop_prob : float
+        Fraction of activations to drop. Change it with :func:`set_drop_prob`.
+    block_size : int
+        Side of the dropped squares (odd).
+    """
+
+    def __init__(self, drop_prob=0.1, block_size=3, **kwargs):
+        super().__init__(**kwargs)
+        if block_size % 2 != 1:
+            raise ValueError(f"DropBlock block_size must be odd, got {block_size}.")
+        self.drop_prob = float(drop_prob)
+        self.block_size = block_size
+
+    def hybrid_forward(self, F, x):
+        k, pad = self.block_size, self.block_size // 2
+        ones = F.ones_like(F.slice_axis(x, axis=1, begin=0, end=1))           # (B, 1, H, W)
+        # 1 where a whole block fits: a valid-window pooling padded back to (H, W).
+        valid = F.pad(F.Pooling(ones, kernel=(k, k), pool_type="avg", stride=(1, 1)),
+                      mode="constant", pad_width=(0, 0, 0, 0, pad, pad, pad, pad))
+        area = F.sum(ones, axis=(1, 2, 3), keepdims=True)
+        # Seed rate so that the expected dropped fraction is drop_prob (paper, eq. 1).
+        gamma = F.broadcast_div(area, F.sum(valid, axis=(1, 2, 3), keepdims=True) + 1e-6)
+        gamma = gamma * (self.drop_prob / (k * k))
+        # Dropout(p=0.5) of ones is 0 or 2 in training and 1 in inference: |d - 1| is the mode.
+        training = F.abs(F.Dropout(F.ones_like(gamma), p=0.5) - 1)
+        seeds = F.broadcast_lesser(F.random.uniform_like(ones), gamma) * valid
+        seeds = F.broadcast_mul(seeds, training)
+        dropped = F.Pooling(seeds, kernel=(k, k), pool_type="max", stride=(1, 1),
+                            pad=(pad, pad))
+        keep = 1 - dropped
+        scale = F.broadcast_div(area, F.maximum(F.sum(keep, axis=(1, 2, 3), keepdims=True), 1))
+        return F.broadcast_mul(x, F.broadcast_mul(keep, scale))
+
+
+def set_drop_prob(net, drop_prob):
+    """Set the probability of every :class:`DropBlock` in ``net``; returns how many were set.
+
+    The probability is a constant of the traced graph, so the cached graphs of ``net`` are
+    dropped and re-traced on the next call; parameters, optimizer state and the network object
+    stay as they are. Calling it with an unchanged value costs nothing.
+    """
+    blocks = []
+    net.apply(lambda b: blocks.append(b) if isinstance(b, DropBlock) else None)
+    if blocks and any(b.drop_prob != float(drop_prob) for b in blocks):
+        for b in blocks:
+            b.drop_prob = float(drop_prob)
+        net.apply(lambda b: b._clear_cached_op() if isinstance(b, nn.HybridBlock) else None)
+    return len(blocks)

@@ -1,0 +1,82 @@
+"""Split-attention convolution, the core layer of ResNeSt (paper section 3)."""
+from mxnet.gluon import nn
+from mxnet.gluon.nn import BatchNorm
+
+__all__ = ["SplitAttentionConv"]
+
+
+class SplitAttentionConv(nn.HybridBlock):
+    r"""Grouped convolution with attention across ``radix`` splits (the "Split-Attention" block).
+
+    The convolution produces ``radix`` feature maps per cardinal group; a channel attention,
+    computed from the global mean of their sum, weighs them (softmax across splits, or a
+    sigmoid when ``radix == 1``) and their weighted sum is the output.
+
+    Parameters
+    ----------
+    channels : int
+        Output channels (the group width of the bottleneck).
+    kernel_size, strides, padding, dilation : int
+        Of the 3x3 convolution.
+    groups : int
+        Cardinality.
+    radix : int
+        Number of splits per cardinal group (>= 1).
+    in_channels : int
+        Input channels.
+    reduction : int
+        Attention bottleneck factor ``r``: inter channels = max(in_channels * radix // 2 // r, 32).
+    norm_layer, norm_kwargs :
+        Normalisation after the conv and inside the attention (e.g. SyncBatchNorm).
+    drop_ratio : float
+        Dropout on the attention vector (0 = none).
+
+    Notes
+    -----
+    The child names ``conv``, ``bn``, ``fc1``, ``bn1``, ``fc2`` are a compatibility contract with
+    the published ``.params`` files; do not rename them.
+    The attention pooling is a plain mean over the spatial axes, which exports to ONNX
+    (``AdaptiveAvgPooling2D`` does not) and needs no input size.
+    """
+
+    def __init__(self, channels, kernel_size=3, strides=1, padding=1, dilation=1, groups=1,
+                 radix=2, in_channels=None, reduction=2, norm_layer=BatchNorm,
+                 norm_kwargs=None, drop_ratio=0.0, **kwargs):
+        super().__init__(**kwargs)
+        if radix < 1 or groups < 1 or channels % groups:
+            raise ValueError(f"SplitAttentionConv needs radix >= 1 and channels ({channels}) "
+                             f"divisible by groups ({groups}).")
+        norm_kwargs = norm_kwargs or {}
+        in_channels = in_channels or channels
+        inter_channels = max(in_channels * radix // 2 // reduction, 32)
+        self._radix, self._groups, self._channels = radix, groups, channels
+        with self.name_scope():
+            self.conv = nn.Conv2D(channels * radix, kernel_size, strides, padding, dilation,
+                                  groups=groups * radix, use_bias=False, in_channels=in_channels)
+            self.bn = norm_layer(in_channels=channels * radix, **norm_kwargs)
+            self.fc1 = nn.Conv2D(inter_channels, 1, in_channels=channels, groups=groups)
+            self.bn1 = norm_layer(in_channels=inter_channels, **norm_kwargs)
+            self.drop = nn.Dropout(drop_ratio) if drop_ratio > 0 else None
+            self.fc2 = nn.Conv2D(channels * radix, 1, in_channels=inter_channels, groups=groups)
+
+    def hybrid_forward(self, F, x):
+        radix = self._radix
+        x = F.relu(self.bn(self.conv(x)))
+        if radix > 1:
+            # (B, radix*C, H, W) -> (B, radix, C, H, W): split s is channels [s*C, (s+1)*C).
+            x = x.reshape((0, -4, radix, -1, -2))
+            gap = F.sum(F.mean(x, axis=(3, 4)), axis=1)          # (B, C)
+            gap = gap.reshape((0, 0, 1, 1))
+        else:
+            gap = F.mean(x, axis=(2, 3), keepdims=True)
+        att = F.relu(self.bn1(self.fc1(gap)))
+        if self.drop is not None:
+            att = self.drop(att)
+        att = self.fc2(att)                                          # (B, radix*C, 1, 1)
+        if radix > 1:
+            # fc2 is grouped by cardinality, so its channels are ordered (group, split, c);
+            # the softmax runs across splits and the result is laid out (split, group, c).
+            att = att.reshape((0, self._groups, radix, -1)).swapaxes(1, 2)
+            att = F.softmax(att, axis=1).reshape((0, radix, -1, 1, 1))
+            return F.sum(F.broadcast_mul(x, att), axis=1)
+        return F.broadcast_mul(x, F.sigmoid(att))
