@@ -1,0 +1,27 @@
+"""Data for ResNeSt: image folders -> RecordIO, ImageNet preparation, training/evaluation loaders.
+
+Public API::
+
+    from resnest.gluon.data import train_loader, val_loader, rec_info
+
+The loaders need MXNet; the packer does not. Names are resolved lazily so that
+``im2rec.py`` (and its worker processes) start without importing MXNet.
+"""
+import importlib
+
+_EXPORTS = {
+    'train_loader': 'pipelines', 'val_loader': 'pipelines', 'eval_transform': 'pipelines',
+    'rec_info': 'validate', 'RecInfo': 'validate', 'check_records': 'validate',
+    'PackOptions': 'pack', 'pack_records': 'pack', 'plan_image_folder': 'pack',
+    'scan_class_folders': 'folder', 'decode_image': 'folder',
+    'ImageNetPolicy': 'autoaugment', 'RandAugment': 'autoaugment',
+    'write_digits': 'digits',
+}
+
+__all__ = sorted(_EXPORTS)
+
+
+def __getattr__(name):
+    if name not in _EXPORTS:
+        raise AttributeError(f'module {__name__!r} has no attribute {name!r}')
+    return getattr(importlib.import_module(f'.{_EXPORTS[name]}', __name__), name)

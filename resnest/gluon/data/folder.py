@@ -1,0 +1,214 @@
+"""Image collections as they come: a tree of class folders, and image bytes of any common kind.
+
+:func:`scan_class_folders` turns ``root/<class>/**/<image>`` into a sorted class list and a
+labelled file list. :func:`decode_image` turns file bytes into an upright 3-channel BGR array
+(EXIF orientation applied, grey / alpha / CMYK / 16-bit converted) or raises :class:`BadImage`
+with a short reason; it refuses truncated JPEG and PNG files, which OpenCV would otherwise
+decode silently with a grey band. For large JPEGs it decodes at 1/2, 1/4 or 1/8 scale when
+that still leaves the requested shorter side, which is several times faster.
+"""
+import os
+import struct
+
+import cv2
+import numpy as np
+
+IMAGE_EXTENSIONS = frozenset(
+    ['.jpg', '.jpeg', '.jpe', '.png', '.bmp', '.tif', '.tiff', '.webp', '.ppm', '.pgm', '.gif'])
+_SOF_MARKERS = frozenset(range(0xC0, 0xD0)) - {0xC4, 0xC8, 0xCC}
+_REDUCED = ((8, cv2.IMREAD_REDUCED_COLOR_8), (4, cv2.IMREAD_REDUCED_COLOR_4),
+            (2, cv2.IMREAD_REDUCED_COLOR_2))
+
+
+class BadImage(Exception):
+    """An image file that cannot be used; ``str(err)`` is a short reason for skipped.tsv."""
+
+
+def is_image_file(name):
+    """Whether ``name`` has an image extension (any letter case)."""
+    return os.path.splitext(name)[1].lower() in IMAGE_EXTENSIONS
+
+
+def scan_class_folders(root):
+    """List the images under ``root/<class>/`` (any depth below the class folder).
+
+    Parameters
+    ----------
+    root : str
+        Folder whose sub-folders are the classes; files directly in ``root`` are ignored.
+
+    Returns
+    -------
+    classes : list of str
+        Sorted class folder names; label ``i`` is ``classes[i]``.
+    items : list of (str, int)
+        ``(relative/path, label)`` with ``/`` separators, sorted by class then path.
+        Non-image files and hidden files are left out.
+    """
+    classes = sorted(d for d in os.listdir(root)
+                     if not d.startswith('.') and os.path.isdir(os.path.join(root, d)))
+    items = []
+    for label, name in enumerate(classes):
+        found = []
+        for dirpath, dirnames, filenames in os.walk(os.path.join(root, name)):
+            dirnames[:] = sorted(d for d in dirnames if not d.startswith('.'))
+            rel_dir = os.path.relpath(dirpath, root).replace(os.sep, '/')
+            found.extend(f'{rel_dir}/{f}' for f in filenames
+                         if not f.startswith('.') and is_image_file(f))
+        items.extend((path, label) for path in sorted(found))
+    return classes, items
+
+
+def _exif_orientation(tiff):
+    """Orientation tag (1..8) from an EXIF TIFF block; 1 when absent or unreadable."""
+    if len(tiff) < 8 or tiff[:2] not in (b'II', b'MM'):
+        return 1
+    end = '<' if tiff[:2] == b'II' else '>'
+    ifd = struct.unpack(end + 'I', tiff[4:8])[0]
+    if ifd + 2 > len(tiff):
+        return 1
+    count = struct.unpack(end + 'H', tiff[ifd:ifd + 2])[0]
+    for i in range(count):
+        entry = ifd + 2 + 12 * i
+        if entry + 12 > len(tiff):
+            break
+        if struct.unpack(end + 'H', tiff[entry:entry + 2])[0] == 0x0112:
+            value = struct.unpack(end + 'H', tiff[entry + 8:entry + 10])[0]
+            return value if 1 <= value <= 8 else 1
+    return 1
+
+
+def jpeg_info(data):
+    """Parse JPEG headers without decoding.
+
+    Returns
+    -------
+    dict or None
+        None if ``data`` is not a JPEG; else ``height, width, components, orientation``
+        (from the header, before rotation) and ``complete`` (an end-of-image marker follows
+        the first scan; entropy-coded data cannot contain that marker, so its absence means
+        the file was cut).
+    """
+    if data[:2] != b'\xff\xd8':
+        return None
+    info = {'height': 0, 'width': 0, 'components': 0, 'orientation': 1, 'complete': False}
+    pos, size = 2, len(data)
+    while pos + 4 <= size:
+        if data[pos] != 0xFF:
+            return info
+        marker = data[pos + 1]
+        if marker == 0xFF:
+            pos += 1
+            continue
+        if marker == 0x01 or 0xD0 <= marker <= 0xD8:
+            pos += 2
+            continue
+        length = struct.unpack('>H', data[pos + 2:pos + 4])[0]
+        if marker == 0xDA:
+            info['complete'] = data.find(b'\xff\xd9', pos + 2 + length) >= 0
+            return info
+        if marker in _SOF_MARKERS and pos + 10 <= size:
+            info['height'], info['width'] = struct.unpack('>HH', data[pos + 5:pos + 9])
+            info['components'] = data[pos + 9]
+        elif marker == 0xE1 and data[pos + 4:pos + 10] == b'Exif\x00\x00':
+            info['orientation'] = _exif_orientation(data[pos + 10:pos + 2 + length])
+        pos += 2 + length
+    return info
+
+
+def _png_has_alpha(data):
+    # IHDR colour type sits at byte 25: 4 = grey + alpha, 6 = RGBA.
+    return len(data) > 25 and data[25] in (4, 6)
+
+
+def _to_bgr8(img):
+    """Any decoded array (grey, BGRA, 16-bit) -> uint8 BGR, alpha composited on white."""
+    if img.dtype == np.uint16:
+        img = (img >> 8).astype(np.uint8)
+    if img.ndim == 2:
+        return cv2.cvtColor(img, cv2.COLOR_GRAY2BGR)
+    if img.shape[2] == 4:
+        alpha = img[:, :, 3:4].astype(np.float32) / 255.0
+        rgb = img[:, :, :3].astype(np.float32)
+        return (rgb * alpha + 255.0 * (1.0 - alpha) + 0.5).astype(np.uint8)
+    return img
+
+
+def _decode_with_pil(data):
+    try:
+        import io
+        from PIL import Image
+        with Image.open(io.BytesIO(data)) as im:
+            im.load()
+            rgb = np.asarray(im.convert('RGB'))
+    except Exception:  # noqa: BLE001 - any decoder failure means "not readable"
+        return None
+    return np.ascontiguousarray(rgb[:, :, ::-1])
+
+
+def decode_image(data, min_side=0):
+    """Decode image bytes into an upright uint8 BGR array of shape (H, W, 3).
+
+    Parameters
+    ----------
+    data : bytes
+        The whole file.
+    min_side : int
+        If > 0 and the file is a JPEG, decode at the smallest 1/2, 1/4 or 1/8 scale whose
+        shorter side is still >= ``min_side``.
+
+    Raises
+    ------
+    BadImage
+        Empty, truncated or undecodable data.
+    """
+    if not data:
+        raise BadImage('empty file')
+    buf = np.frombuffer(data, np.uint8)
+    info = jpeg_info(data)
+    if info is not None:
+        if not info['complete']:
+            raise BadImage('truncated JPEG (no end-of-image marker)')
+        flag = cv2.IMREAD_COLOR
+        shorter = min(info['height'], info['width'])
+        for factor, reduced in _REDUCED:
+            if min_side and shorter and -(-shorter // factor) >= min_side:
+                flag = reduced
+                break
+        img = cv2.imdecode(buf, flag)
+    elif data[:8] == b'\x89PNG\r\n\x1a\n':
+        if b'IEND' not in data[-64:]:
+            raise BadImage('truncated PNG (no IEND chunk)')
+        img = cv2.imdecode(buf, cv2.IMREAD_UNCHANGED if _png_has_alpha(data) else cv2.IMREAD_COLOR)
+    else:
+        img = cv2.imdecode(buf, cv2.IMREAD_UNCHANGED)
+        if img is None:
+            img = _decode_with_pil(data)
+    if img is None or img.size == 0:
+        raise BadImage('not a decodable image')
+    return _to_bgr8(img)
+
+
+def resize_shorter(img, size):
+    """Resize so the shorter side is exactly ``size`` (aspect kept, long side rounded)."""
+    height, width = img.shape[:2]
+    if min(height, width) == size:
+        return img
+    scale = size / min(height, width)
+    new_h = size if height <= width else max(1, int(round(height * scale)))
+    new_w = size if width < height else max(1, int(round(width * scale)))
+    if scale < 0.5:
+        interp = cv2.INTER_AREA
+    elif scale < 1:
+        interp = cv2.INTER_LINEAR
+    else:
+        interp = cv2.INTER_CUBIC
+    return cv2.resize(img, (new_w, new_h), interpolation=interp)
+
+
+def center_square(img):
+    """The largest centred square of ``img``."""
+    height, width = img.shape[:2]
+    side = min(height, width)
+    top, left = (height - side) // 2, (width - side) // 2
+    return img[top:top + side, left:left + side]
