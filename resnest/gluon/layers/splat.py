@@ -61,15 +61,15 @@ class SplitAttentionConv(nn.HybridBlock):
 
     def hybrid_forward(self, F, x):
         radix = self._radix
-        x = F.relu(self.bn(self.conv(x)))
+        x = F.Activation(self.bn(self.conv(x)), act_type="relu")
         if radix > 1:
-            # (B, radix*C, H, W) -> (B, radix, C, H, W): split s is channels [s*C, (s+1)*C).
-            x = x.reshape((0, -4, radix, -1, -2))
-            gap = F.sum(F.mean(x, axis=(3, 4)), axis=1)          # (B, C)
-            gap = gap.reshape((0, 0, 1, 1))
+            # Split s of the conv output is channels [s*C, (s+1)*C).
+            splits = F.split(x, num_outputs=radix, axis=1)
+            gap = F.add_n(*splits)
         else:
-            gap = F.mean(x, axis=(2, 3), keepdims=True)
-        att = F.relu(self.bn1(self.fc1(gap)))
+            gap = x
+        gap = F.Pooling(gap, kernel=(1, 1), global_pool=True, pool_type="avg")
+        att = F.Activation(self.bn1(self.fc1(gap)), act_type="relu")
         if self.drop is not None:
             att = self.drop(att)
         att = self.fc2(att)                                          # (B, radix*C, 1, 1)
@@ -77,6 +77,7 @@ class SplitAttentionConv(nn.HybridBlock):
             # fc2 is grouped by cardinality, so its channels are ordered (group, split, c);
             # the softmax runs across splits and the result is laid out (split, group, c).
             att = att.reshape((0, self._groups, radix, -1)).swapaxes(1, 2)
-            att = F.softmax(att, axis=1).reshape((0, radix, -1, 1, 1))
-            return F.sum(F.broadcast_mul(x, att), axis=1)
+            att = F.softmax(att, axis=1).reshape((0, -1, 1, 1))
+            atts = F.split(att, num_outputs=radix, axis=1)
+            return F.add_n(*[F.broadcast_mul(a, s) for a, s in zip(atts, splits)])
         return F.broadcast_mul(x, F.sigmoid(att))

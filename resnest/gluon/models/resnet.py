@@ -72,7 +72,7 @@ class Bottleneck(nn.HybridBlock):
         out = self.bn1(self.conv1(x))
         if self.dropblock1 is not None:
             out = self.dropblock1(out)
-        out = F.relu(out)
+        out = F.Activation(out, act_type="relu")
         if self._avd and self._avd_first:
             out = self.avd_layer(out)
         out = self.conv2(out)
@@ -84,7 +84,7 @@ class Bottleneck(nn.HybridBlock):
         if self.dropblock3 is not None:
             out = self.dropblock3(out)
         residual = x if self.downsample is None else self.downsample(x)
-        return F.relu(out + residual)
+        return F.Activation(out + residual, act_type="relu")
 
 
 class ResNet(nn.HybridBlock):
@@ -183,7 +183,7 @@ class ResNet(nn.HybridBlock):
         return layer
 
     def hybrid_forward(self, F, x):
-        x = self.maxpool(F.relu(self.bn1(self.conv1(x))))
+        x = self.maxpool(F.Activation(self.bn1(self.conv1(x)), act_type="relu"))
         x = self.layer4(self.layer3(self.layer2(self.layer1(x))))
         x = self.flat(self.avgpool(x))
         if self.drop is not None:
