@@ -10,7 +10,9 @@ THREADS ?= $(shell nproc)
 
 .PHONY: setup demo test test-all benchmark clean-venv
 
-setup: $(STAMP) $(HVD_STAMP)
+REF     := $(VENV)/reference/resnest/gluon/__init__.py
+
+setup: $(STAMP) $(HVD_STAMP) $(REF)
 
 $(STAMP): setup.py constraints.txt
 	$(PY) -m venv $(VENV)
@@ -26,6 +28,13 @@ $(HVD_STAMP): $(STAMP)
 	$(PIP) --no-build-isolation --no-cache-dir horovod==0.28.1
 	$(BIN)/horovodrun --check-build | grep -q "\[X\] MXNet"
 	touch $@
+
+# The authors' published Gluon code (resnest 0.0.5), unpacked, not installed: the equivalence
+# tests and benchmark.py compare against it side by side (see resnest/gluon/reference.py).
+$(REF): $(STAMP)
+	$(BIN)/pip download -q --no-deps resnest==0.0.5 -d $(VENV)/reference
+	cd $(VENV)/reference && ../bin/python -m zipfile -e resnest-0.0.5-py3-none-any.whl .
+	test -f $@
 
 demo: setup
 	OMP_NUM_THREADS=$(THREADS) $(BIN)/python scripts/demo.py
