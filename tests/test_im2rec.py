@@ -1,0 +1,212 @@
+"""im2rec.py and the packer: real photos with every awkward case, checked with MXNet's readers."""
+import os
+import runpy
+import signal
+import subprocess
+import sys
+import time
+
+import numpy as np
+import pytest
+
+mx = pytest.importorskip('mxnet')
+
+from _images import make_awkward_tree, make_class_tree  # noqa: E402
+from resnest.gluon.data.folder import BadImage, decode_image, jpeg_info  # noqa: E402
+from resnest.gluon.data.recordio import encode_record, pack_payload  # noqa: E402
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+SCRIPT = os.path.join(ROOT, 'scripts', 'dataset', 'im2rec.py')
+
+
+def im2rec(*argv):
+    return runpy.run_path(SCRIPT)['main'](list(argv))
+
+
+@pytest.fixture(scope='module')
+def awkward(tmp_path_factory):
+    root = tmp_path_factory.mktemp('awkward')
+    good, bad = make_awkward_tree(str(root / 'images'))
+    prefix = str(root / 'out' / 'w1')
+    assert im2rec(str(root / 'images'), prefix, '--resize', '64', '--workers', '1',
+                  '--no-progress') == 0
+    return root, good, bad, prefix
+
+
+def read_all(prefix):
+    rec = mx.recordio.MXIndexedRecordIO(prefix + '.idx', prefix + '.rec', 'r')
+    out = {}
+    for key in rec.keys:
+        header, img = mx.recordio.unpack_img(rec.read_idx(key))
+        out[key] = (header.label, img)
+    rec.close()
+    return out
+
+
+def test_every_good_image_once_with_its_label_upright_and_resized(awkward):
+    _, good, _, prefix = awkward
+    records = read_all(prefix)
+    lst = [line.rstrip('\n').split('\t') for line in open(prefix + '.lst', encoding='utf-8')]
+    assert sorted(row[2] for row in lst) == sorted(good)
+    for key, label, path in lst:
+        rec_label, img = records[int(key)]
+        want_label, (height, width) = good[path]
+        assert rec_label == want_label == float(label)
+        assert min(img.shape[:2]) == 64
+        # upright: the long side is where the upright photo has it
+        assert (img.shape[0] > img.shape[1]) == (height > width), path
+    assert open(prefix + '.classes.txt', encoding='utf-8').read().split('\n')[:3] == \
+        ['alpha', 'bétula tree', 'zebra']
+
+
+def test_bad_images_are_skipped_and_reported(awkward):
+    _, _, bad, prefix = awkward
+    rows = [line.rstrip('\n').split('\t') for line in open(prefix + '.skipped.tsv',
+                                                          encoding='utf-8')][1:]
+    assert sorted(r[0] for r in rows) == sorted(bad)
+    assert all(r[1] for r in rows)
+
+
+def test_exif_rotation_is_applied_not_just_shape(awkward):
+    root, _, _, prefix = awkward
+    from PIL import Image
+    original = np.asarray(Image.open(str(root / 'images' / 'alpha' / 'plain.jpg')))
+    records = read_all(prefix)
+    lst = {row.split('\t')[2].rstrip('\n'): int(row.split('\t')[0])
+           for row in open(prefix + '.lst', encoding='utf-8')}
+    rotated = records[lst['alpha/sub dir/rotated 90.jpg']][1][:, :, ::-1]  # BGR -> RGB
+    # orientation 6 = the stored pixels must be turned 90 degrees clockwise to be upright
+    expected = np.rot90(original, k=-1)
+    small = np.asarray(Image.fromarray(np.ascontiguousarray(expected)).resize(
+        (rotated.shape[1], rotated.shape[0])), dtype=np.float32)
+    assert np.abs(small - rotated).mean() < 12
+    assert np.abs(np.rot90(small, 2) - rotated).mean() > 30
+
+
+def test_one_and_two_workers_give_identical_bytes(awkward, tmp_path):
+    root, _, _, prefix = awkward
+    other = str(tmp_path / 'w2')
+    assert im2rec(str(root / 'images'), other, '--resize', '64', '--workers', '2',
+                  '--no-progress') == 0
+    for ext in ('.rec', '.idx', '.lst', '.skipped.tsv', '.classes.txt'):
+        assert open(prefix + ext, 'rb').read() == open(other + ext, 'rb').read(), ext
+
+
+def test_image_record_iter_reads_every_record(awkward):
+    _, good, _, prefix = awkward
+    it = mx.io.ImageRecordIter(path_imgrec=prefix + '.rec', data_shape=(3, 48, 48),
+                               batch_size=1)
+    labels = [float(batch.label[0].asscalar()) for batch in it]
+    assert sorted(labels) == sorted(label for label, _ in good.values())
+
+
+def test_check_mode_accepts_good_and_names_first_bad_record(awkward, tmp_path, capsys):
+    _, _, _, prefix = awkward
+    assert im2rec('--check', prefix) == 0
+    damaged = str(tmp_path / 'damaged')
+    data = bytearray(open(prefix + '.rec', 'rb').read())
+    offsets = [int(line.split('\t')[1]) for line in open(prefix + '.idx')]
+    data[offsets[3]:offsets[3] + 4] = b'XXXX'  # destroy the 4th record's magic
+    open(damaged + '.rec', 'wb').write(bytes(data))
+    open(damaged + '.idx', 'w').write(open(prefix + '.idx').read())
+    assert im2rec('--check', damaged) == 1
+    err = capsys.readouterr().err
+    assert f'at byte {offsets[3]}' in err and 'Traceback' not in err
+
+
+def test_strict_fails_on_a_bad_image_and_leaves_no_rec(awkward, tmp_path, capsys):
+    root, _, _, _ = awkward
+    prefix = str(tmp_path / 'strict')
+    assert im2rec(str(root / 'images'), prefix, '--strict', '--workers', '1',
+                  '--no-progress') == 2
+    assert 'error:' in capsys.readouterr().err
+    assert not [p for p in os.listdir(tmp_path) if p.startswith('strict.rec')]
+
+
+def test_list_only_then_pack_from_lst_with_shuffle(tmp_path):
+    images = str(tmp_path / 'img')
+    count = make_class_tree(images, classes=3, per_class=3)
+    prefix = str(tmp_path / 'listed')
+    assert im2rec(images, prefix, '--list-only', '--shuffle', '--seed', '3') == 0
+    assert not os.path.exists(prefix + '.rec')
+    lst = open(prefix + '.lst').read().splitlines()
+    assert len(lst) == count
+    assert [row.split('\t')[2] for row in lst] != sorted(row.split('\t')[2] for row in lst)
+    out = str(tmp_path / 'packed')
+    assert im2rec(images, out, '--lst', prefix + '.lst', '--no-progress', '--workers', '1') == 0
+    records = read_all(out)
+    for row in lst:
+        key, label, path = row.split('\t')
+        assert records[int(key)][0] == float(label) == float(path[1])
+
+
+def test_pass_through_keeps_upright_jpeg_bytes(tmp_path):
+    images = str(tmp_path / 'img')
+    make_class_tree(images, classes=1, per_class=2)
+    prefix = str(tmp_path / 'pt')
+    assert im2rec(images, prefix, '--pass-through', '--no-progress', '--workers', '1') == 0
+    rec = mx.recordio.MXIndexedRecordIO(prefix + '.idx', prefix + '.rec', 'r')
+    _, stored = mx.recordio.unpack(rec.read_idx(0))
+    assert stored == open(os.path.join(images, 'c0', 'img0.jpg'), 'rb').read()
+
+
+def test_center_crop_gives_squares(tmp_path):
+    images = str(tmp_path / 'img')
+    make_class_tree(images, classes=1, per_class=2)
+    prefix = str(tmp_path / 'cc')
+    assert im2rec(images, prefix, '--center-crop', '--resize', '20', '--no-progress') == 0
+    assert all(img.shape[:2] == (20, 20) for _, img in read_all(prefix).values())
+
+
+def test_user_errors_are_one_sentence(tmp_path, capsys):
+    assert im2rec(str(tmp_path / 'missing'), str(tmp_path / 'x')) == 2
+    assert im2rec('--check', str(tmp_path / 'nothing')) == 2
+    err = capsys.readouterr().err
+    assert err.count('error:') == 2 and 'Traceback' not in err
+
+
+def test_record_writer_splits_payloads_containing_the_magic_word(tmp_path):
+    magic = (0xCED7230A).to_bytes(4, 'little')
+    payload = pack_payload((1.0,), 7, b'ab' + b'\x00\x00' + magic + b'xyz' + magic + b'q')
+    path = str(tmp_path / 'm.rec')
+    open(path, 'wb').write(encode_record(payload))
+    reader = mx.recordio.MXRecordIO(path, 'r')
+    assert reader.read() == payload
+
+
+def test_truncated_jpeg_detected_and_reduced_decode_keeps_size():
+    from io import BytesIO
+    from PIL import Image
+    buf = BytesIO()
+    Image.fromarray(np.zeros((400, 600, 3), np.uint8)).save(buf, 'JPEG')
+    data = buf.getvalue()
+    assert jpeg_info(data)['complete'] and jpeg_info(data)['height'] == 400
+    with pytest.raises(BadImage):
+        decode_image(data[:-100])
+    assert decode_image(data, min_side=100).shape[:2] == (100, 150)  # 1/4 scale suffices
+    assert decode_image(data, min_side=101).shape[:2] == (200, 300)
+
+
+def test_killed_worker_aborts_and_leaves_no_finished_rec(tmp_path):
+    images = str(tmp_path / 'img')
+    make_class_tree(images, classes=2, per_class=40, size=(300, 400))
+    prefix = str(tmp_path / 'killed')
+    proc = subprocess.Popen([sys.executable, SCRIPT, images, prefix, '--workers', '2',
+                             '--no-progress', '--resize', '290'],
+                            stderr=subprocess.PIPE, text=True)
+    children = []
+    for _ in range(200):
+        time.sleep(0.05)
+        out = subprocess.run(['pgrep', '-P', str(proc.pid)], capture_output=True, text=True)
+        children = [int(p) for p in out.stdout.split()]
+        if children:
+            break
+    if not children:
+        proc.wait()
+        pytest.skip('packing finished before a worker could be killed')
+    os.kill(children[0], signal.SIGKILL)
+    _, err = proc.communicate(timeout=60)
+    if proc.returncode == 0:
+        pytest.skip('packing finished before the kill landed')
+    assert proc.returncode == 2 and 'worker' in err and 'Traceback' not in err
+    assert not os.path.exists(prefix + '.rec') and not os.path.exists(prefix + '.idx')
