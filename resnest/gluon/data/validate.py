@@ -1,6 +1,7 @@
 """Facts about an existing ``.rec/.idx`` pair: its size and classes, or a full integrity check."""
 import os
 from dataclasses import dataclass
+from typing import NamedTuple
 
 from ..errors import UserError
 from .folder import BadImage, decode_image
@@ -8,8 +9,7 @@ from .listing import read_classes, read_lst
 from .recordio import RecordError, read_idx, read_record, unpack_payload
 
 
-@dataclass(frozen=True)
-class RecInfo:
+class RecInfo(NamedTuple):
     """Size of a record file: ``num_samples`` records, ``classes`` classes."""
     num_samples: int
     classes: int

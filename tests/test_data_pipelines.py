@@ -1,0 +1,151 @@
+"""Training / validation loaders: sharding, determinism, shapes, published eval crops."""
+import math
+import os
+import runpy
+
+import numpy as np
+import pytest
+
+mx = pytest.importorskip('mxnet')
+
+from _images import make_class_tree, photos  # noqa: E402
+from resnest.gluon.data import rec_info, train_loader, val_loader  # noqa: E402
+from resnest.gluon.data.autoaugment import ImageNetPolicy, RandAugment  # noqa: E402
+from resnest.gluon.data.pipelines import train_shard, val_shard  # noqa: E402
+from resnest.gluon.data.record_iter import part_bounds  # noqa: E402
+from resnest.gluon.data.transforms import eval_crop  # noqa: E402
+from resnest.gluon.errors import UserError  # noqa: E402
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+NUM = 21
+
+
+@pytest.fixture(scope='module')
+def rec(tmp_path_factory):
+    root = tmp_path_factory.mktemp('pipes')
+    make_class_tree(str(root / 'img'), classes=3, per_class=7, size=(40, 56))
+    main = runpy.run_path(os.path.join(ROOT, 'scripts', 'dataset', 'im2rec.py'))['main']
+    assert main([str(root / 'img'), str(root / 'd'), '--no-progress', '--shuffle']) == 0
+    return str(root / 'd.rec')
+
+
+def labels_of(loader):
+    out = []
+    for data, label, valid in loader:
+        out.append((label.asnumpy()[:valid].tolist(), data.asnumpy()))
+    return out
+
+
+def test_rec_info_counts_and_errors(rec, tmp_path):
+    assert rec_info(rec) == (NUM, 3)
+    with pytest.raises(UserError):
+        rec_info(str(tmp_path / 'missing.rec'))
+    bad = tmp_path / 'bad'
+    (tmp_path / 'bad.rec').write_bytes(b'x' * 10)
+    (tmp_path / 'bad.idx').write_text('0\t999\n')
+    with pytest.raises(UserError, match='corrupt'):
+        rec_info(str(bad) + '.rec')
+
+
+@pytest.mark.parametrize('ranks', [1, 3, 4])
+def test_train_shards_disjoint_cover_and_equal(ranks):
+    shards = [train_shard(NUM, 4, r, ranks, seed=5, epoch=2) for r in range(ranks)]
+    assert len({len(s) for s in shards}) == 1 and len(shards[0]) % 4 == 0
+    union = np.concatenate(shards)
+    assert set(union.tolist()) == set(range(NUM))
+    # only wrap-around padding repeats: no sample appears more than ceil(total / NUM) times
+    assert np.bincount(union).max() <= math.ceil(len(union) / NUM)
+    other = train_shard(NUM, 4, 0, ranks, seed=5, epoch=3)
+    assert not np.array_equal(shards[0], other)
+
+
+def test_val_shards_sum_to_dataset():
+    for ranks in (1, 2, 3, 7):
+        parts = [list(val_shard(NUM, r, ranks)) for r in range(ranks)]
+        assert sorted(sum(parts, [])) == list(range(NUM))
+
+
+def test_part_bounds_match_mxnet(rec):
+    info = rec_info(rec)
+    for part in range(3):
+        it = mx.io.ImageRecordIter(path_imgrec=rec, path_imgidx=rec[:-4] + '.idx',
+                                   data_shape=(3, 32, 32), batch_size=1, num_parts=3,
+                                   part_index=part, preprocess_threads=1)
+        got = sum(1 for _ in it)
+        begin, end = part_bounds(info.num_samples, part, 3)
+        assert got == end - begin
+
+
+@pytest.mark.parametrize('backend', ['rec', 'python'])
+def test_train_loader_even_batches_and_reproducible(rec, backend):
+    seen, lengths = [], set()
+    for rank in range(3):
+        loader = train_loader(rec, 4, input_size=32, rank=rank, num_ranks=3, seed=1,
+                              num_workers=1, backend=backend)
+        loader.set_epoch(4)
+        first = labels_of(loader)
+        lengths.add((len(loader), len(first), loader.num_samples))
+        assert first[0][1].shape == (4, 3, 32, 32) and first[0][1].dtype == np.float32
+        assert all(len(lab) == 4 for lab, _ in first)
+        loader.set_epoch(4)
+        again = labels_of(loader)
+        assert all(np.array_equal(a[1], b[1]) and a[0] == b[0] for a, b in zip(first, again))
+        loader.set_epoch(4, start_batch=1)
+        skipped = labels_of(loader)
+        assert len(skipped) == len(first) - 1 and np.array_equal(skipped[0][1], first[1][1])
+        seen.extend(sum((lab for lab, _ in first), []))
+    assert len(lengths) == 1
+    assert set(seen) == {0.0, 1.0, 2.0}
+
+
+def test_python_train_loader_independent_of_workers_and_epoch_changes(rec):
+    def batches(workers, epoch):
+        loader = train_loader(rec, 4, input_size=32, seed=3, num_workers=workers,
+                              backend='python', auto_aug=True)
+        loader.set_epoch(epoch)
+        return labels_of(loader)
+    one, two = batches(1, 0), batches(2, 0)
+    assert all(np.array_equal(a[1], b[1]) for a, b in zip(one, two))
+    assert not np.array_equal(one[0][1], batches(1, 1)[0][1])
+
+
+def test_val_loader_counts_every_image_once(rec):
+    labels = []
+    for ranks in (1, 3):
+        per_rank = []
+        for rank in range(ranks):
+            loader = val_loader(rec, 5, crop_size=32, rank=rank, num_ranks=ranks,
+                                num_workers=1)
+            got = labels_of(loader)
+            per_rank.append(len(got))
+            assert sum(len(lab) for lab, _ in got) == loader.num_samples
+            labels.append(sum((lab for lab, _ in got), []))
+        assert len(set(per_rank)) == 1
+    assert sorted(labels[0]) == sorted(labels[1] + labels[2] + labels[3])
+    assert len(labels[0]) == NUM
+
+
+def test_eval_crop_follows_published_recipes():
+    china = photos()[0]  # 427 x 640
+    out = eval_crop(china, 224, 0.875)  # short side -> 256, centre 224
+    assert out.shape == (224, 224, 3)
+    import cv2
+    ref = cv2.resize(china, (384, 256), interpolation=cv2.INTER_LINEAR)[16:240, 80:304]
+    assert np.array_equal(out, ref)
+    out = eval_crop(china, 320, 320 / 352, 'bicubic')  # centre 388 px of 427, bicubic -> 320
+    side = int(round(427 * 320 / 352))
+    top, left = (427 - side) // 2, (640 - side) // 2
+    ref = cv2.resize(china[top:top + side, left:left + side], (320, 320),
+                     interpolation=cv2.INTER_CUBIC)
+    assert np.array_equal(out, ref)
+    assert eval_crop(china[:40, :40], 32, 0.875).shape == (32, 32, 3)
+
+
+def test_augment_policies_change_images_reproducibly():
+    from PIL import Image
+    img = Image.fromarray(photos()[1][:64, :64])
+    for policy in (ImageNetPolicy(), RandAugment(2, 9)):
+        outs = [np.asarray(policy(img, np.random.RandomState(s))) for s in (0, 0, 1, 2, 3)]
+        assert np.array_equal(outs[0], outs[1])
+        assert any(not np.array_equal(np.asarray(img), o) for o in outs)
+        assert all(o.shape == (64, 64, 3) for o in outs)
