@@ -149,3 +149,23 @@ def test_augment_policies_change_images_reproducibly():
         assert np.array_equal(outs[0], outs[1])
         assert any(not np.array_equal(np.asarray(img), o) for o in outs)
         assert all(o.shape == (64, 64, 3) for o in outs)
+
+
+def test_digits_tree_packs_and_feeds_a_32px_val_loader(tmp_path, capsys):
+    script = os.path.join(ROOT, 'scripts', 'dataset', 'make_digits.py')
+    make = runpy.run_path(script)['main']
+    out = str(tmp_path / 'digits')
+    assert make([out]) == 0
+    files = {split: sum(len(f) for _, _, f in os.walk(os.path.join(out, split)))
+             for split in ('train', 'val')}
+    assert files == {'train': 1438, 'val': 359}
+    assert make([out]) == 0 and 'already complete' in capsys.readouterr().out
+    assert make([out, '--size', '16']) == 2
+    pack = runpy.run_path(os.path.join(ROOT, 'scripts', 'dataset', 'im2rec.py'))['main']
+    assert pack([os.path.join(out, 'val'), str(tmp_path / 'val'), '--no-progress']) == 0
+    loader = val_loader(str(tmp_path / 'val.rec'), 64, crop_size=32, num_workers=1)
+    counts = np.zeros(10)
+    for data, label, valid in loader:
+        assert data.shape[2:] == (32, 32)
+        np.add.at(counts, label.asnumpy()[:valid].astype(int), 1)
+    assert counts.sum() == 359 and counts.min() >= 34

@@ -1,0 +1,83 @@
+"""The embedded real data set: scikit-learn's handwritten digits as a class-folder tree.
+
+1,797 real 8x8 grey scans of the digits 0-9 (UCI "optdigits", shipped inside scikit-learn, so
+no download), upscaled to ``size`` x ``size`` RGB JPEGs and split per class into train and val.
+"""
+import json
+import os
+import shutil
+
+import cv2
+import numpy as np
+
+from ..errors import UserError
+
+_MARKER = '.complete.json'
+
+
+def split_indices(labels, val_fraction, seed):
+    """Stratified split: per class, a seeded permutation; the first ``round(n * fraction)``
+    go to val. Returns sorted ``(train, val)`` index arrays."""
+    rng = np.random.RandomState(seed)
+    train, val = [], []
+    for cls in np.unique(labels):
+        members = rng.permutation(np.flatnonzero(labels == cls))
+        cut = int(round(len(members) * val_fraction))
+        val.extend(members[:cut])
+        train.extend(members[cut:])
+    return np.sort(train), np.sort(val)
+
+
+def digit_image(pixels, size):
+    """One 8x8 digit (values 0..16) -> ``size`` x ``size`` x 3 uint8, dark ink on white."""
+    grey = (255.0 - np.asarray(pixels, np.float32).reshape(8, 8) * (255.0 / 16.0))
+    grey = cv2.resize(grey, (size, size), interpolation=cv2.INTER_CUBIC)
+    grey = np.clip(grey + 0.5, 0, 255).astype(np.uint8)
+    return cv2.cvtColor(grey, cv2.COLOR_GRAY2BGR)
+
+
+def write_digits(out_dir, size=32, val_fraction=0.2, seed=0):
+    """Write ``out_dir/{train,val}/<digit>/<index>.jpg``; idempotent.
+
+    Returns
+    -------
+    dict or None
+        ``{'train': n, 'val': m}`` when written; None when ``out_dir`` already holds a complete
+        set made with the same settings.
+
+    Raises
+    ------
+    UserError
+        Bad settings, or ``out_dir`` holds something else.
+    """
+    if size < 8 or not 0 < val_fraction < 1:
+        raise UserError('size must be >= 8 and val-fraction between 0 and 1')
+    settings = {'size': size, 'val_fraction': val_fraction, 'seed': seed}
+    marker = os.path.join(out_dir, _MARKER)
+    if os.path.isfile(marker):
+        with open(marker, encoding='utf-8') as fmark:
+            if json.load(fmark).get('settings') == settings:
+                return None
+        raise UserError(f'{out_dir} holds digits written with other settings; remove it or '
+                        'choose another folder')
+    if os.path.isdir(out_dir) and os.listdir(out_dir):
+        raise UserError(f'{out_dir} exists and is not a finished digits folder; remove it or '
+                        'choose another folder')
+    from sklearn.datasets import load_digits
+    digits = load_digits()
+    staging = f'{out_dir.rstrip(os.sep)}.partial'
+    shutil.rmtree(staging, ignore_errors=True)
+    counts = {}
+    for split, indices in zip(('train', 'val'), split_indices(digits.target, val_fraction, seed)):
+        for index in indices:
+            folder = os.path.join(staging, split, str(digits.target[index]))
+            os.makedirs(folder, exist_ok=True)
+            cv2.imwrite(os.path.join(folder, f'{index:04d}.jpg'),
+                        digit_image(digits.data[index], size), [cv2.IMWRITE_JPEG_QUALITY, 95])
+        counts[split] = len(indices)
+    with open(os.path.join(staging, _MARKER), 'w', encoding='utf-8') as fmark:
+        json.dump({'settings': settings, 'counts': counts}, fmark)
+    if os.path.isdir(out_dir):
+        os.rmdir(out_dir)
+    os.replace(staging, out_dir)
+    return counts
