@@ -150,6 +150,10 @@ def load_weights(net, path, ctx=None, name=None):
     shapes = sorted(k for k in set(params) & set(arrays)
                     if params[k].shape and 0 not in params[k].shape
                     and tuple(params[k].shape) != arrays[k].shape)
+    if not missing and not extra and shapes and all(k.startswith("fc.") for k in shapes):
+        raise UserError(f"weights file {path} was trained for {arrays['fc.bias'].shape[0]} "
+                        f"classes, not {params['fc.bias'].shape[0]}; build the model with "
+                        f"classes={arrays['fc.bias'].shape[0]}.")
     if missing or extra or shapes:
         detail = []
         if missing:

@@ -31,9 +31,11 @@ class DropBlock(nn.HybridBlock):
     def hybrid_forward(self, F, x):
         k, pad = self.block_size, self.block_size // 2
         ones = F.ones_like(F.slice_axis(x, axis=1, begin=0, end=1))           # (B, 1, H, W)
-        # 1 where a whole block fits: a valid-window pooling padded back to (H, W).
-        valid = F.pad(F.Pooling(ones, kernel=(k, k), pool_type="avg", stride=(1, 1)),
-                      mode="constant", pad_width=(0, 0, 0, 0, pad, pad, pad, pad))
+        # 1 where a whole block fits: a zero-padded average of ones is 1 only there. A map
+        # smaller than the block has no such place and is left as it is.
+        cover = F.Pooling(ones, kernel=(k, k), pool_type="avg", stride=(1, 1), pad=(pad, pad),
+                          count_include_pad=True)
+        valid = cover >= 1 - 1e-3
         area = F.sum(ones, axis=(1, 2, 3), keepdims=True)
         # Seed rate so that the expected dropped fraction is drop_prob (paper, eq. 1).
         gamma = F.broadcast_div(area, F.sum(valid, axis=(1, 2, 3), keepdims=True) + 1e-6)

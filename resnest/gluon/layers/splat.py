@@ -43,11 +43,12 @@ class SplitAttentionConv(nn.HybridBlock):
                  radix=2, in_channels=None, reduction=2, norm_layer=BatchNorm,
                  norm_kwargs=None, drop_ratio=0.0, **kwargs):
         super().__init__(**kwargs)
-        if radix < 1 or groups < 1 or channels % groups:
-            raise ValueError(f"SplitAttentionConv needs radix >= 1 and channels ({channels}) "
-                             f"divisible by groups ({groups}).")
-        norm_kwargs = norm_kwargs or {}
         in_channels = in_channels or channels
+        if radix < 1 or groups < 1 or channels % groups or in_channels % (groups * radix):
+            raise ValueError(f"SplitAttentionConv needs radix >= 1, channels ({channels}) "
+                             f"divisible by groups ({groups}) and in_channels ({in_channels}) "
+                             f"divisible by groups * radix ({groups * radix}).")
+        norm_kwargs = norm_kwargs or {}
         inter_channels = max(in_channels * radix // 2 // reduction, 32)
         self._radix, self._groups, self._channels = radix, groups, channels
         with self.name_scope():
