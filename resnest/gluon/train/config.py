@@ -1,0 +1,167 @@
+"""The training configuration: one dataclass, and the command line that fills it.
+
+The flags of the authors' published command are accepted unchanged (``--use-rec``,
+``--rec-train-idx`` and ``--rec-val-idx`` are accepted for compatibility: RecordIO is the only
+input and the ``.idx`` always sits beside its ``.rec``). Everything the library needs is then
+read from :class:`TrainConfig`, never from ``argparse`` objects.
+"""
+import argparse
+import dataclasses
+import json
+from dataclasses import dataclass, field
+from typing import Optional
+
+from ..errors import UserError
+
+__all__ = ["TrainConfig", "build_parser", "parse_config"]
+
+
+@dataclass
+class TrainConfig:
+    """Every setting of a training run; see ``scripts/gluon/train.py --help`` for meanings."""
+    rec_train: str = ""
+    rec_val: str = ""
+    model: str = "resnest50"
+    classes: Optional[int] = None          # None: read from the .rec files
+    input_size: int = 224
+    crop_ratio: float = 0.875
+    batch_size: int = 128                  # per worker
+    num_epochs: int = 120
+    lr: float = 0.1                        # per worker; global LR = lr x workers
+    optimizer: str = "nag"
+    momentum: float = 0.9
+    wd: float = 1e-4
+    no_wd: bool = False
+    warmup_epochs: int = 0
+    last_gamma: bool = False
+    label_smoothing: bool = False
+    smoothing_eps: float = 0.1
+    mixup: bool = False
+    mixup_alpha: float = 0.2
+    mixup_off_epoch: int = 0
+    auto_aug: bool = False
+    dropblock_prob: float = 0.0
+    final_drop: Optional[float] = None
+    jitter: float = 0.4
+    lighting: float = 0.1
+    dtype: str = "float32"
+    no_cuda: bool = False
+    seed: int = 0
+    data_nthreads: int = 4
+    loader_backend: str = "auto"
+    mode: str = "hybrid"
+    save_dir: str = "params"
+    save_frequency: int = 10
+    eval_frequency: int = 1
+    log_interval: int = 50
+    logging_file: str = "train.log"
+    resume: bool = False
+    resume_epoch: int = 0
+    resume_params: str = ""
+    resume_states: str = ""
+    timeout: float = 1800.0
+    progress: bool = True
+    extra: dict = field(default_factory=dict)
+
+    def to_json(self):
+        """The config as a JSON string (saved beside the checkpoints)."""
+        return json.dumps(dataclasses.asdict(self), indent=2, sort_keys=True)
+
+    def check(self):
+        """Raise :class:`UserError` (one sentence) on values that cannot work."""
+        positive = {"batch_size": self.batch_size, "num_epochs": self.num_epochs,
+                    "input_size": self.input_size, "log_interval": self.log_interval,
+                    "timeout": self.timeout}
+        for name, value in positive.items():
+            if value <= 0:
+                raise UserError(f"--{name.replace('_', '-')} must be positive, got {value}.")
+        if not self.rec_train or not self.rec_val:
+            raise UserError("--rec-train and --rec-val are required (paths to .rec files).")
+        if not 0 <= self.dropblock_prob < 1:
+            raise UserError(f"--dropblock-prob must be in [0, 1), got {self.dropblock_prob}.")
+        if not 0 <= self.smoothing_eps < 1:
+            raise UserError(f"--label-smoothing-eps must be in [0, 1), got {self.smoothing_eps}.")
+        if self.warmup_epochs < 0 or self.warmup_epochs >= self.num_epochs + 1:
+            raise UserError(f"--warmup-epochs must be in [0, --num-epochs], got "
+                            f"{self.warmup_epochs}.")
+        if self.mixup and self.mixup_alpha <= 0:
+            raise UserError(f"--mixup-alpha must be positive, got {self.mixup_alpha}.")
+        if self.resume and (self.resume_params or self.resume_states):
+            raise UserError("use either --resume or --resume-params/--resume-states, not both.")
+        if self.classes is not None and self.classes < 2:
+            raise UserError(f"--classes must be at least 2, got {self.classes}.")
+
+
+def build_parser():
+    """The argument parser: the authors' flags plus this project's additions."""
+    p = argparse.ArgumentParser(
+        description="Train a ResNeSt (or any registered model) from RecordIO files, in one "
+                    "process or under horovodrun.")
+    a = p.add_argument
+    a("--rec-train", required=True, help="training .rec (its .idx beside it)")
+    a("--rec-val", required=True, help="validation .rec (its .idx beside it)")
+    a("--rec-train-idx", default="", help="accepted for compatibility; the .idx beside "
+                                          "--rec-train is used")
+    a("--rec-val-idx", default="", help="accepted for compatibility")
+    a("--use-rec", action="store_true", help="accepted for compatibility (RecordIO is the "
+                                             "only input)")
+    a("--model", default="resnest50")
+    a("--classes", type=int, default=None, help="default: read from the .rec files")
+    a("--input-size", type=int, default=224)
+    a("--crop-ratio", type=float, default=0.875, help="evaluation crop ratio")
+    a("--batch-size", type=int, default=128, help="per worker")
+    a("--num-epochs", type=int, default=120)
+    a("--lr", type=float, default=0.1, help="per worker; the global LR is lr x workers")
+    a("--lr-mode", default="cosine", choices=["cosine"], help="warm-up then cosine to 0")
+    a("--optimizer", default="nag", choices=["nag", "sgd"])
+    a("--momentum", type=float, default=0.9)
+    a("--wd", type=float, default=1e-4)
+    a("--no-wd", action="store_true", help="no weight decay on biases and BN gamma/beta")
+    a("--warmup-epochs", type=int, default=0)
+    a("--last-gamma", action="store_true", help="zero-init the last BN gamma of each block")
+    a("--label-smoothing", action="store_true")
+    a("--label-smoothing-eps", dest="smoothing_eps", type=float, default=0.1)
+    a("--mixup", action="store_true")
+    a("--mixup-alpha", type=float, default=0.2)
+    a("--mixup-off-epoch", type=int, default=0, help="no mixup in the last N epochs")
+    a("--auto_aug", "--auto-aug", dest="auto_aug", action="store_true")
+    a("--dropblock-prob", type=float, default=0.0, help="reached linearly at the last epoch")
+    a("--final-drop", type=float, default=None)
+    a("--jitter", type=float, default=0.4, help="colour-jitter strength")
+    a("--lighting", type=float, default=0.1, help="PCA-lighting std")
+    a("--dtype", default="float32", choices=["float32", "float16"],
+      help="float16 = MXNet AMP with dynamic loss scaling (GPU only)")
+    a("--no-cuda", action="store_true", help="train on CPU even if GPUs are present")
+    a("--seed", type=int, default=0)
+    a("--data-nthreads", "-j", "--num-data-workers", dest="data_nthreads", type=int,
+      default=4, help="decoding workers per rank")
+    a("--loader-backend", default="auto", choices=["auto", "rec", "python"])
+    a("--mode", default="hybrid", choices=["hybrid", "imperative"])
+    a("--save-dir", default="params")
+    a("--save-frequency", type=int, default=10, help="checkpoint every N epochs (and at "
+                                                       "the end)")
+    a("--eval-frequency", type=int, default=1, help="evaluate every N epochs (and at the end)")
+    a("--log-interval", type=int, default=50, help="iterations between log lines")
+    a("--logging-file", default="train.log", help="log file inside --save-dir")
+    a("--resume", action="store_true", help="continue from the latest complete checkpoint "
+                                            "in --save-dir")
+    a("--resume-epoch", type=int, default=0, help="first epoch to train (with "
+                                                   "--resume-params)")
+    a("--resume-params", default="")
+    a("--resume-states", default="")
+    a("--timeout", type=float, default=1800.0,
+      help="exit non-zero when no step completes for this many seconds (a dead or hung rank)")
+    a("--no-progress", dest="progress", action="store_false", help="no progress bar")
+    return p
+
+
+_IGNORED = {"rec_train_idx", "rec_val_idx", "use_rec", "lr_mode"}
+
+
+def parse_config(argv=None):
+    """Parse a command line into a checked :class:`TrainConfig`."""
+    ns = vars(build_parser().parse_args(argv))
+    extra = {k: ns.pop(k) for k in list(ns) if k in _IGNORED}
+    cfg = TrainConfig(**ns, extra=extra)
+    cfg.check()
+    return cfg

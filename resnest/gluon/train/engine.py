@@ -1,0 +1,236 @@
+"""One training step, one epoch, and evaluation, on any number of ranks.
+
+Every decision that must be the same on all ranks (skip a step whose gradients overflowed,
+stop on a non-finite loss) is taken from numbers summed over the ranks, so the ranks can never
+disagree. The per-step sums also give the global training loss for free: one small allreduce
+of ``[loss_sum, samples, grads_overflowed, loss_not_finite_on_rank_0, ..._1, ...]``.
+"""
+import math
+import random
+import time
+from dataclasses import dataclass
+from typing import List
+
+import mxnet as mx
+import numpy as np
+from mxnet import autograd
+
+from ..data.pipelines import derive_seed
+from ..errors import UserError
+from ..layers.dropblock import set_drop_prob
+from .distributed import inject_fault
+from .losses import draw_mixup_lam, make_targets, soft_cross_entropy
+from .schedule import dropblock_prob, learning_rate
+
+__all__ = ["TrainingDiverged", "LossScaler", "StepResult", "Recipe", "seed_everything",
+           "train_step", "train_epoch", "evaluate"]
+
+
+class TrainingDiverged(UserError):
+    """The loss became NaN or infinite; raised on every rank alike."""
+
+
+def seed_everything(*values):
+    """Seed MXNet, numpy and Python's ``random`` from non-negative integers, e.g.
+    ``(seed, rank, epoch)``."""
+    s = derive_seed(*values)
+    mx.random.seed(s)
+    np.random.seed(s)
+    random.seed(s)
+
+
+class LossScaler:
+    """Dynamic loss scaling for fp16: the loss is multiplied by ``scale`` before backward; an
+    overflowing step halves it, ``window`` clean steps in a row double it. With
+    ``dynamic=False`` the scale stays 1 (fp32), and overflowing steps are still skipped."""
+
+    def __init__(self, dynamic=False, init_scale=2.0 ** 16, window=2000, min_scale=1.0):
+        self.dynamic = dynamic
+        self.scale = float(init_scale) if dynamic else 1.0
+        self.window, self.min_scale = window, min_scale
+        self.clean_steps = 0
+
+    def update(self, overflow):
+        """Adjust the scale after a step (``overflow``: its gradients were not finite)."""
+        if not self.dynamic:
+            return
+        if overflow:
+            self.scale = max(self.min_scale, self.scale / 2)
+            self.clean_steps = 0
+        else:
+            self.clean_steps += 1
+            if self.clean_steps >= self.window:
+                self.scale *= 2
+                self.clean_steps = 0
+
+    def state_dict(self):
+        return {"scale": self.scale, "clean_steps": self.clean_steps}
+
+    def load_state_dict(self, state):
+        if self.dynamic and state:
+            self.scale, self.clean_steps = float(state["scale"]), int(state["clean_steps"])
+
+
+@dataclass
+class StepResult:
+    """Global (all-rank) outcome of one step."""
+    loss_sum: float
+    samples: int
+    skipped: bool
+    bad_loss_ranks: List[int]
+
+
+def _grads_finite(params):
+    grads = [p.grad() for p in params if p.grad_req != "null"]
+    flag = mx.nd.multi_all_finite(*grads, num_arrays=len(grads), init_output=True)
+    return bool(flag.asscalar())
+
+
+def train_step(net, trainer, dist, data, label, classes, smoothing_eps=0.0, mixup_lam=None,
+               scaler=None):
+    """Forward, backward, gradient allreduce and (unless any rank overflowed) the update.
+
+    Parameters
+    ----------
+    net, trainer : the model and its (distributed) Trainer; the LR is set by the caller.
+    dist : Dist
+    data, label : one batch on ``dist.ctx``
+    classes : int
+    smoothing_eps : float
+        Label smoothing (0: none).
+    mixup_lam : float or None
+        Mixup coefficient for this batch (None: no mixup).
+    scaler : LossScaler or None
+        Multiplies the loss before backward; the update divides it out again.
+
+    Returns
+    -------
+    StepResult
+        Summed over ranks. The update was skipped when ``skipped``; ``bad_loss_ranks`` lists
+        the ranks whose loss was not finite (then nothing was updated either).
+    """
+    scaler = scaler or LossScaler()
+    data, targets = make_targets(data, label, classes, smoothing_eps, mixup_lam)
+    with autograd.record():
+        loss = soft_cross_entropy(net(data), targets)
+        scaled = loss * scaler.scale if scaler.scale != 1.0 else loss
+    scaled.backward()
+    trainer.allreduce_grads()
+    loss_sum = float(loss.sum().asscalar())
+    bad_loss = np.zeros(dist.size)
+    bad_loss[dist.rank] = not math.isfinite(loss_sum)
+    overflow = 0.0 if _grads_finite(trainer._params) else 1.0
+    stats = dist.allreduce_sum(np.concatenate([[loss_sum if not bad_loss[dist.rank] else 0.0,
+                                                data.shape[0], overflow], bad_loss]),
+                               name="step_stats")
+    bad_ranks = [int(r) for r in np.nonzero(stats[3:])[0]]
+    skipped = bool(stats[2] > 0) or bool(bad_ranks)
+    if not skipped:
+        trainer.update(data.shape[0] * scaler.scale)
+    scaler.update(skipped)
+    return StepResult(float(stats[0]), int(stats[1]), skipped, bad_ranks)
+
+
+@dataclass
+class Recipe:
+    """The per-epoch and per-step knobs of the training recipe, as plain values."""
+    classes: int
+    num_epochs: int
+    base_lr: float                  # global LR (per-worker LR x workers)
+    warmup_epochs: int = 0
+    smoothing_eps: float = 0.0
+    mixup_alpha: float = 0.0        # 0: no mixup
+    mixup_off_epoch: int = 0
+    dropblock_target: float = 0.0
+    seed: int = 0
+    log_interval: int = 50
+
+    def mixup_on(self, epoch):
+        return self.mixup_alpha > 0 and epoch < self.num_epochs - self.mixup_off_epoch
+
+
+class _NullHooks:
+    def beat(self):
+        pass
+
+    def step(self, **kw):
+        pass
+
+
+def train_epoch(net, trainer, dist, loader, recipe, epoch, scaler=None, hooks=None):
+    """Train one epoch; returns ``{'train_loss', 'img_per_sec', 'lr', 'skipped_steps',
+    'epoch_time', 'samples'}`` with global (all-rank) numbers.
+
+    ``hooks`` (optional) gets ``beat()`` after every step (the watchdog) and
+    ``step(epoch=, step=, steps=, loss=, lr=, img_per_sec=, loss_scale=)`` every
+    ``recipe.log_interval`` steps and at the end. Raises :class:`TrainingDiverged` on every rank
+    when any rank's loss is not finite.
+    """
+    hooks = hooks or _NullHooks()
+    loader.set_epoch(epoch)
+    seed_everything(recipe.seed, dist.rank, epoch)
+    mixup_rng = np.random.RandomState(derive_seed(recipe.seed, dist.rank, epoch, 7))
+    set_drop_prob(net, dropblock_prob(epoch, recipe.num_epochs, recipe.dropblock_target))
+    steps = len(loader)
+    total, warmup = recipe.num_epochs * steps, recipe.warmup_epochs * steps
+    loss_sum = samples = skipped = 0
+    window_loss = window_samples = 0
+    start = window_start = time.perf_counter()
+    lr = 0.0
+    for i, (data, label, _valid) in enumerate(loader):
+        inject_fault(dist.rank, epoch, i)
+        lr = learning_rate(epoch * steps + i, total, warmup, recipe.base_lr)
+        trainer.set_learning_rate(lr)
+        lam = draw_mixup_lam(mixup_rng, recipe.mixup_alpha) if recipe.mixup_on(epoch) else None
+        res = train_step(net, trainer, dist, data, label, recipe.classes, recipe.smoothing_eps,
+                         lam, scaler)
+        hooks.beat()
+        if res.bad_loss_ranks:
+            raise TrainingDiverged(
+                f"the training loss is not finite at epoch {epoch} step {i} on rank(s) "
+                f"{', '.join(map(str, res.bad_loss_ranks))}; lower --lr or check the data.")
+        loss_sum, samples, skipped = loss_sum + res.loss_sum, samples + res.samples, \
+            skipped + res.skipped
+        window_loss, window_samples = window_loss + res.loss_sum, window_samples + res.samples
+        if (i + 1) % recipe.log_interval == 0 or i + 1 == steps:
+            now = time.perf_counter()
+            hooks.step(epoch=epoch, step=i, steps=steps, loss=window_loss / window_samples,
+                       lr=lr, img_per_sec=window_samples / max(now - window_start, 1e-9),
+                       loss_scale=(scaler.scale if scaler else 1.0))
+            window_loss = window_samples = 0
+            window_start = now
+    elapsed = time.perf_counter() - start
+    return {"train_loss": loss_sum / max(samples, 1), "img_per_sec": samples / elapsed,
+            "lr": lr, "skipped_steps": int(skipped), "epoch_time": elapsed,
+            "samples": int(samples)}
+
+
+def evaluate(net, loader, dist, hooks=None):
+    """Top-1 / top-5 accuracy (in %) and mean loss over the whole validation set.
+
+    Each rank scores the real (``valid``) samples of its share; correct counts, sample count
+    and loss are summed over ranks, so every image counts exactly once whatever the number of
+    ranks. Returns ``{'top1', 'top5', 'val_loss', 'val_samples'}``, the same on every rank.
+    """
+    hooks = hooks or _NullHooks()
+    loader.set_epoch(0)
+    acc = None
+    for data, label, valid in loader:
+        if valid == 0:
+            hooks.beat()
+            continue
+        out = net(data)[:valid].astype("float32")
+        label = label[:valid]
+        k = min(5, out.shape[1])
+        top = mx.nd.topk(out, axis=1, k=k, ret_typ="indices").astype("float32")
+        hits = top == label.reshape((-1, 1))
+        loss = -mx.nd.pick(mx.nd.log_softmax(out, axis=1), label, axis=1)
+        batch = mx.nd.stack(hits[:, 0].sum(), hits.sum(), mx.nd.array([valid], ctx=out.context)
+                            .reshape(()), loss.sum())
+        acc = batch if acc is None else acc + batch
+        hooks.beat()
+    local = acc.asnumpy() if acc is not None else np.zeros(4)
+    c1, c5, n, loss_sum = (float(v) for v in dist.allreduce_sum(local, name="eval_stats"))
+    d = max(n, 1.0)
+    return {"top1": 100.0 * c1 / d, "top5": 100.0 * c5 / d, "val_loss": loss_sum / d,
+            "val_samples": int(n)}

@@ -1,0 +1,59 @@
+"""Targets of the recipe: label smoothing and mixup (each batch paired with its reverse).
+
+Mixup draws one ``lam ~ Beta(alpha, alpha)`` per batch and forms
+``x = lam * x + (1 - lam) * x[::-1]``; the targets are the same mix of the two *smoothed*
+one-hot targets, so label smoothing is applied inside the mixed targets.
+"""
+import mxnet as mx
+
+__all__ = ["smooth_one_hot", "mixup_batch", "make_targets", "soft_cross_entropy",
+           "draw_mixup_lam"]
+
+
+def smooth_one_hot(label, classes, eps, dtype="float32"):
+    """One-hot targets with ``eps`` of the mass spread evenly over all ``classes``:
+    ``1 - eps + eps / classes`` on the true class, ``eps / classes`` elsewhere."""
+    on = 1.0 - eps + eps / classes
+    off = eps / classes
+    return mx.nd.one_hot(label, classes, on_value=on, off_value=off, dtype=dtype)
+
+
+def mixup_batch(data, lam):
+    """``lam * data + (1 - lam) * data`` reversed along the batch axis."""
+    return lam * data + (1.0 - lam) * mx.nd.flip(data, axis=0)
+
+
+def make_targets(data, label, classes, smoothing_eps=0.0, mixup_lam=None):
+    """The (possibly mixed) inputs and the dense targets for one batch.
+
+    Parameters
+    ----------
+    data : NDArray (B, 3, H, W)
+    label : NDArray (B,) of class indices (float)
+    classes : int
+    smoothing_eps : float
+        0 for plain one-hot targets.
+    mixup_lam : float or None
+        None: no mixup.
+
+    Returns
+    -------
+    (data, targets)
+        ``targets`` is ``(B, classes)``; each row sums to 1.
+    """
+    targets = smooth_one_hot(label, classes, smoothing_eps, dtype=data.dtype)
+    if mixup_lam is None:
+        return data, targets
+    return mixup_batch(data, mixup_lam), mixup_batch(targets, mixup_lam)
+
+
+def soft_cross_entropy(logits, targets):
+    """Per-sample cross-entropy ``-sum(targets * log_softmax(logits))``, computed in float32."""
+    logp = mx.nd.log_softmax(logits.astype("float32"), axis=-1)
+    return -mx.nd.sum(logp * targets.astype("float32"), axis=-1)
+
+
+def draw_mixup_lam(rng, alpha):
+    """One mixup coefficient from ``Beta(alpha, alpha)`` drawn with ``rng`` (numpy RandomState)."""
+    return float(rng.beta(alpha, alpha))
+

@@ -1,0 +1,32 @@
+"""Schedules of the published recipe: learning rate per iteration, DropBlock probability per
+epoch."""
+import math
+
+__all__ = ["learning_rate", "dropblock_prob", "global_lr"]
+
+
+def global_lr(lr_per_worker, workers):
+    """The linear scaling rule of the recipe: global LR = per-worker LR x number of workers."""
+    return lr_per_worker * workers
+
+
+def learning_rate(step, total_steps, warmup_steps, base_lr):
+    """LR for the update numbered ``step`` (0-based) of ``total_steps``.
+
+    Linear warm-up from 0 over ``warmup_steps`` updates, then cosine from ``base_lr`` down to 0
+    at ``total_steps``. A pure function of its arguments, so resuming at any step (on any
+    number of ranks, with ``step`` re-derived from the epoch) continues the same curve.
+    """
+    if step < warmup_steps:
+        return base_lr * step / warmup_steps
+    span = max(1, total_steps - warmup_steps)
+    t = min(1.0, (step - warmup_steps) / span)
+    return 0.5 * base_lr * (1.0 + math.cos(math.pi * t))
+
+
+def dropblock_prob(epoch, num_epochs, target):
+    """DropBlock probability for ``epoch`` (0-based): 0 at the first epoch rising linearly to
+    ``target`` at the last one."""
+    if num_epochs <= 1:
+        return float(target)
+    return float(target) * min(1.0, epoch / (num_epochs - 1))
