@@ -53,6 +53,12 @@ class Dist:
         if self.hvd is not None:
             self.hvd.broadcast_parameters(params, root_rank=0)
 
+    def average_in_place(self, arrays, name):
+        """Replace each NDArray by its mean over all ranks (e.g. BN running statistics)."""
+        if self.hvd is not None:
+            for i, arr in enumerate(arrays):
+                self.hvd.allreduce_(arr, average=True, name=f"{name}.{i}")
+
     def trainer(self, params, optimizer, optimizer_params):
         """``hvd.DistributedTrainer`` (gradients averaged over ranks), or a plain Trainer."""
         if self.hvd is not None:

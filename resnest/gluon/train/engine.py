@@ -23,7 +23,7 @@ from .losses import draw_mixup_lam, make_targets, soft_cross_entropy
 from .schedule import dropblock_prob, learning_rate
 
 __all__ = ["TrainingDiverged", "LossScaler", "StepResult", "Recipe", "seed_everything",
-           "train_step", "train_epoch", "evaluate"]
+           "sync_bn_stats", "train_step", "train_epoch", "evaluate"]
 
 
 class TrainingDiverged(UserError):
@@ -203,6 +203,14 @@ def train_epoch(net, trainer, dist, loader, recipe, epoch, scaler=None, hooks=No
     return {"train_loss": loss_sum / max(samples, 1), "img_per_sec": samples / elapsed,
             "lr": lr, "skipped_steps": int(skipped), "epoch_time": elapsed,
             "samples": int(samples)}
+
+
+def sync_bn_stats(net, dist):
+    """Average BN running means/variances over ranks: each rank saw different images, and
+    evaluation and the checkpoint (rank 0's) should use the statistics of all of them."""
+    stats = [p.data() for name, p in sorted(net.collect_params().items())
+             if name.endswith(("running_mean", "running_var"))]
+    dist.average_in_place(stats, "bn_stats")
 
 
 def evaluate(net, loader, dist, hooks=None):

@@ -3,12 +3,13 @@ import dataclasses
 import time
 
 import mxnet as mx
+import numpy as np
 
 from ..errors import UserError
 from ..registry import get_model
 from .checkpoint import load_checkpoint, resolve_resume, save_checkpoint
 from .distributed import Watchdog, setup_distributed
-from .engine import LossScaler, Recipe, evaluate, seed_everything, train_epoch
+from .engine import LossScaler, Recipe, evaluate, seed_everything, sync_bn_stats, train_epoch
 from .monitor import Monitor
 from .schedule import global_lr
 
@@ -57,13 +58,39 @@ def build_trainer(net, dist, optimizer="nag", lr=0.1, momentum=0.9, wd=1e-4, no_
                                             "wd": wd})
 
 
-def _loaders(cfg, dist):
+def sorted_by_label(rec_path, probes=256):
+    """True when the records' labels never decrease along the file (a class-ordered pack),
+    judged from up to ``probes`` evenly spaced records."""
+    rec = mx.recordio.MXIndexedRecordIO(rec_path[:-4] + ".idx", rec_path, "r")
+    try:
+        keys = sorted(rec.keys)
+        picks = [keys[i * (len(keys) - 1) // max(1, probes - 1)] for i in range(probes)]
+        labels = [mx.recordio.unpack(rec.read_idx(k))[0].label for k in picks]
+    finally:
+        rec.close()
+    labels = [float(np.ravel(lab)[0]) for lab in labels]
+    return all(a <= b for a, b in zip(labels, labels[1:]))
+
+
+def choose_backend(backend, rec_path, size):
+    """The C++ reader hands each rank a contiguous block of the file; on a class-ordered file
+    that gives each rank a few classes per epoch, so use the Python loader's global shuffle."""
+    if backend == "auto" and size > 1 and sorted_by_label(rec_path):
+        return "python"
+    return backend
+
+
+def _loaders(cfg, dist, mon):
     from ..data import train_loader, val_loader
+    backend = choose_backend(cfg.loader_backend, cfg.rec_train, dist.size)
+    if backend != cfg.loader_backend:
+        mon.info(f"{cfg.rec_train} is ordered by class: using the Python loader's global "
+                 "shuffle (pack with im2rec.py --shuffle to use the faster C++ reader).")
     train = train_loader(cfg.rec_train, cfg.batch_size, input_size=cfg.input_size,
                          rank=dist.rank, num_ranks=dist.size, seed=cfg.seed,
                          num_workers=cfg.data_nthreads, crop_ratio=cfg.crop_ratio,
                          jitter=cfg.jitter, lighting=cfg.lighting, auto_aug=cfg.auto_aug,
-                         ctx=dist.ctx, backend=cfg.loader_backend)
+                         ctx=dist.ctx, backend=backend)
     val = val_loader(cfg.rec_val, cfg.batch_size, crop_size=cfg.input_size,
                      crop_ratio=cfg.crop_ratio, rank=dist.rank, num_ranks=dist.size,
                      num_workers=cfg.data_nthreads, ctx=dist.ctx)
@@ -108,7 +135,7 @@ def _run(cfg, dist, mon, point, classes, train_info, val_info):
     scaler = LossScaler(dynamic=cfg.dtype == "float16")
     if point.record:
         scaler.load_state_dict(point.record.get("loss_scaler"))
-    train_data, val_data = _loaders(cfg, dist)
+    train_data, val_data = _loaders(cfg, dist, mon)
     recipe = _recipe(cfg, classes, dist.size)
     mon.save_config(dict(dataclasses.asdict(cfg), workers=dist.size, classes_resolved=classes,
                          train_samples=train_info.num_samples,
@@ -123,6 +150,7 @@ def _run(cfg, dist, mon, point, classes, train_info, val_info):
     for epoch in range(point.start_epoch, cfg.num_epochs):
         mon.epoch_begin(epoch, len(train_data))
         stats = train_epoch(net, trainer, dist, train_data, recipe, epoch, scaler, mon)
+        sync_bn_stats(net, dist)
         last = epoch + 1 == cfg.num_epochs
         if last or (cfg.eval_frequency > 0 and (epoch + 1) % cfg.eval_frequency == 0):
             stats.update(evaluate(net, val_data, dist, mon))

@@ -1,0 +1,366 @@
+"""Unit tests of the training library, one function at a time, on CPU in-process."""
+import json
+import math
+import os
+import subprocess
+import sys
+import time
+
+import mxnet as mx
+import numpy as np
+import pytest
+
+from resnest.gluon.errors import UserError
+from resnest.gluon.train import checkpoint as ckpt
+from resnest.gluon.train.config import TrainConfig, parse_config
+from resnest.gluon.train.distributed import Dist, Watchdog, launched_by_horovod
+from resnest.gluon.train.engine import (LossScaler, Recipe, TrainingDiverged, evaluate,
+                                        train_epoch, train_step)
+from resnest.gluon.train.losses import (draw_mixup_lam, make_targets, mixup_batch,
+                                        smooth_one_hot, soft_cross_entropy)
+from resnest.gluon.train.monitor import Monitor, plot_curves, read_metrics
+from resnest.gluon.train.runner import build_net, build_trainer
+from resnest.gluon.train.schedule import dropblock_prob, global_lr, learning_rate
+
+AUTHORS = ("--rec-train /r/train.rec --rec-val /r/val.rec --model resnest50 --lr 0.05 "
+           "--num-epochs 270 --batch-size 128 --use-rec --dtype float32 --warmup-epochs 5 "
+           "--last-gamma --no-wd --label-smoothing --mixup --save-dir params_resnest50 "
+           "--log-interval 50 --eval-frequency 5 --auto_aug --input-size 224").split()
+
+
+# ---------------------------------------------------------------- config
+
+def test_authors_command_parses_unchanged():
+    cfg = parse_config(AUTHORS)
+    assert (cfg.model, cfg.lr, cfg.num_epochs, cfg.batch_size) == ("resnest50", 0.05, 270, 128)
+    assert cfg.warmup_epochs == 5 and cfg.eval_frequency == 5 and cfg.log_interval == 50
+    assert cfg.last_gamma and cfg.no_wd and cfg.label_smoothing and cfg.mixup and cfg.auto_aug
+    assert cfg.save_dir == "params_resnest50" and cfg.optimizer == "nag"
+    assert cfg.smoothing_eps == 0.1 and cfg.mixup_alpha == 0.2 and cfg.classes is None
+    assert json.loads(cfg.to_json())["lr"] == 0.05
+
+
+def test_remaining_published_flags_parse():
+    cfg = parse_config(AUTHORS + "--mixup-alpha 0.3 --mixup-off-epoch 10 --save-frequency 2 "
+                                 "--crop-ratio 0.9 --dropblock-prob 0.1 --resume-epoch 3 "
+                                 "--data-nthreads 8 --no-cuda --optimizer sgd --seed 7 "
+                                 "--classes 10".split())
+    assert (cfg.mixup_alpha, cfg.mixup_off_epoch, cfg.save_frequency) == (0.3, 10, 2)
+    assert (cfg.crop_ratio, cfg.dropblock_prob, cfg.resume_epoch) == (0.9, 0.1, 3)
+    assert (cfg.data_nthreads, cfg.no_cuda, cfg.optimizer, cfg.seed, cfg.classes) == \
+        (8, True, "sgd", 7, 10)
+
+
+@pytest.mark.parametrize("extra, word", [("--batch-size 0", "--batch-size"),
+                                         ("--dropblock-prob 1.5", "--dropblock-prob"),
+                                         ("--resume --resume-params x", "--resume")])
+def test_bad_values_are_one_sentence(extra, word):
+    with pytest.raises(UserError, match=word):
+        parse_config(AUTHORS + extra.split())
+
+
+# ---------------------------------------------------------------- schedule
+
+def test_lr_warmup_then_cosine_to_zero():
+    base, total, warm = 0.4, 1000, 100
+    assert learning_rate(0, total, warm, base) == 0.0
+    assert learning_rate(50, total, warm, base) == pytest.approx(0.2)
+    assert learning_rate(100, total, warm, base) == pytest.approx(base)
+    assert learning_rate(550, total, warm, base) == pytest.approx(base / 2)
+    assert learning_rate(total, total, warm, base) == pytest.approx(0.0, abs=1e-12)
+    after = [learning_rate(s, total, warm, base) for s in range(100, total)]
+    assert all(a >= b for a, b in zip(after, after[1:]))
+    assert global_lr(0.05, 64) == pytest.approx(3.2)
+
+
+def test_lr_without_warmup_starts_at_base():
+    assert learning_rate(0, 10, 0, 0.1) == pytest.approx(0.1)
+
+
+def test_dropblock_ramp_is_linear_to_target():
+    probs = [dropblock_prob(e, 11, 0.1) for e in range(11)]
+    assert probs[0] == 0.0 and probs[-1] == pytest.approx(0.1)
+    assert np.allclose(np.diff(probs), 0.01)
+    assert dropblock_prob(0, 1, 0.1) == pytest.approx(0.1)
+
+
+# ---------------------------------------------------------------- losses
+
+def test_label_smoothing_values():
+    t = smooth_one_hot(mx.nd.array([2, 0]), 4, 0.1).asnumpy()
+    assert t[0, 2] == pytest.approx(0.925) and t[0, 0] == pytest.approx(0.025)
+    assert np.allclose(t.sum(1), 1.0)
+
+
+def test_mixup_pairs_batch_with_its_reverse_and_smooths_inside():
+    x = mx.nd.arange(4 * 3).reshape((4, 3))
+    y = mx.nd.array([0, 1, 2, 3])
+    lam, eps = 0.7, 0.1
+    mx_x, t = make_targets(x, y, 4, eps, lam)
+    assert np.allclose(mx_x.asnumpy()[0], 0.7 * x.asnumpy()[0] + 0.3 * x.asnumpy()[3])
+    s = smooth_one_hot(y, 4, eps).asnumpy()
+    assert np.allclose(t.asnumpy()[0], 0.7 * s[0] + 0.3 * s[3])
+    assert np.allclose(t.asnumpy().sum(1), 1.0)
+    assert np.allclose(mixup_batch(x, 1.0).asnumpy(), x.asnumpy())
+
+
+def test_soft_cross_entropy_matches_gluon_on_one_hot():
+    logits = mx.nd.random.normal(shape=(5, 7))
+    y = mx.nd.array([0, 3, 6, 2, 2])
+    ours = soft_cross_entropy(logits, mx.nd.one_hot(y, 7)).asnumpy()
+    ref = mx.gluon.loss.SoftmaxCrossEntropyLoss()(logits, y).asnumpy()
+    assert np.allclose(ours, ref, atol=1e-5)
+
+
+def test_mixup_lambda_is_reproducible_beta():
+    a = [draw_mixup_lam(np.random.RandomState(3), 0.2) for _ in range(2)]
+    lams = [draw_mixup_lam(np.random.RandomState(s), 0.2) for s in range(2000)]
+    assert a[0] == a[1] and all(0 <= v <= 1 for v in lams)
+    assert np.mean(lams) == pytest.approx(0.5, abs=0.03)  # Beta(a, a) is symmetric
+
+
+# ---------------------------------------------------------------- checkpoint
+
+class _Stub:
+    """Writes a fixed payload like save_parameters / save_states."""
+
+    def __init__(self, payload=b"x" * 100, fail=False):
+        self.payload, self.fail = payload, fail
+
+    def save_parameters(self, path):
+        with open(path, "wb") as f:
+            f.write(self.payload[:50])
+            if self.fail:
+                raise IOError("disk full")
+            f.write(self.payload[50:])
+
+    save_states = save_parameters
+
+
+def test_atomic_write_keeps_previous_file_on_failure(tmp_path):
+    path = tmp_path / "a.params"
+    ckpt.atomic_write(str(path), _Stub(b"1" * 100).save_parameters)
+    with pytest.raises(IOError):
+        ckpt.atomic_write(str(path), _Stub(b"2" * 100, fail=True).save_parameters)
+    assert path.read_bytes() == b"1" * 100
+    assert sorted(os.listdir(tmp_path)) == ["a.params"]  # no temp file left
+
+
+def test_latest_complete_checkpoint_skips_damaged_ones(tmp_path):
+    d = str(tmp_path)
+    for epoch in range(3):
+        ckpt.save_checkpoint(d, "m", epoch, _Stub(), _Stub(), {"step": epoch * 10})
+    assert ckpt.find_latest(d, "m")[0] == 2
+    with open(ckpt.checkpoint_paths(d, "m", 2)["params"], "ab") as f:
+        f.write(b"torn")
+    os.remove(ckpt.checkpoint_paths(d, "m", 1)["json"])
+    epoch, record = ckpt.find_latest(d, "m")
+    assert epoch == 0 and record["step"] == 0
+    point = ckpt.resolve_resume(d, "m", resume=True)
+    assert point.start_epoch == 1 and point.params.endswith("imagenet-m-0.params")
+
+
+def test_resume_without_checkpoint_is_one_sentence(tmp_path):
+    with pytest.raises(UserError, match="no complete checkpoint"):
+        ckpt.resolve_resume(str(tmp_path), "m", resume=True)
+    with pytest.raises(UserError, match="does not exist"):
+        ckpt.resolve_resume(str(tmp_path), "m", resume_params=str(tmp_path / "x.params"))
+
+
+# ---------------------------------------------------------------- engine
+
+ONE = Dist(rank=0, size=1, local_rank=0, ctx=mx.cpu(), is_root=True)
+
+
+class _PeerDist(Dist):
+    """Rank 0 of a pretend 2-rank job whose peer adds ``peer`` to every sum."""
+
+    def __init__(self, peer):
+        super().__init__(0, 2, 0, mx.cpu(), True)
+        self.peer = np.asarray(peer, dtype=np.float64)
+
+    def allreduce_sum(self, values, name):
+        return np.asarray(values, dtype=np.float64).reshape(-1) + self.peer
+
+
+def _tiny(classes=4, lr=0.1):
+    mx.random.seed(1)
+    net = build_net("resnest_tiny", classes, mx.cpu(), hybridize=True)
+    return net, build_trainer(net, ONE, "nag", lr, 0.9, 1e-4, no_wd=True)
+
+
+def _weights(net):
+    """Trainable parameters (BN running statistics move in any training forward)."""
+    return {k: v.data().asnumpy().copy() for k, v in net.collect_params().items()
+            if v.grad_req != "null"}
+
+
+def _batch(n=8, classes=4):
+    rng = np.random.RandomState(0)
+    return mx.nd.array(rng.randn(n, 3, 32, 32)), mx.nd.array(rng.randint(0, classes, n))
+
+
+def test_no_wd_exempts_bias_and_bn():
+    net, trainer = _tiny()
+    mults = {k: v.wd_mult for k, v in net.collect_params().items()}
+    assert all(m == 0 for k, m in mults.items() if k.endswith(("gamma", "beta", "bias")))
+    assert all(m == 1 for k, m in mults.items() if k.endswith("weight"))
+
+
+def test_train_step_learns_a_fixed_batch():
+    net, trainer = _tiny()
+    x, y = _batch()
+    losses = [train_step(net, trainer, ONE, x, y, 4, 0.1).loss_sum for _ in range(15)]
+    assert losses[-1] < 0.5 * losses[0]
+
+
+def test_overflowing_step_is_skipped_and_scale_halves():
+    net, trainer = _tiny()
+    x, y = _batch()
+    before = _weights(net)
+    scaler = LossScaler(dynamic=True, init_scale=1e38)  # loss x scale overflows float32
+    res = train_step(net, trainer, ONE, x, y, 4, 0.0, None, scaler)
+    assert res.skipped and not res.bad_loss_ranks and math.isfinite(res.loss_sum)
+    assert scaler.scale == 5e37
+    assert all(np.array_equal(before[k], v) for k, v in _weights(net).items())
+
+
+def test_peer_overflow_skips_this_rank_too():
+    net, trainer = _tiny()
+    x, y = _batch()
+    before = _weights(net)
+    # peer vector: [loss_sum, samples, overflow, bad_loss_rank0, bad_loss_rank1]
+    res = train_step(net, trainer, _PeerDist([1.0, 8, 1, 0, 0]), x, y, 4)
+    assert res.skipped and res.samples == 16
+    assert all(np.array_equal(before[k], v) for k, v in _weights(net).items())
+
+
+def test_nan_loss_on_a_peer_stops_with_epoch_step_rank():
+    net, trainer = _tiny()
+    x, y = _batch(16)
+    loader = _ListLoader([(x, y, 16)] * 3)
+    recipe = Recipe(classes=4, num_epochs=2, base_lr=0.1)
+    with pytest.raises(TrainingDiverged, match=r"epoch 1 step 0 on rank\(s\) 1"):
+        train_epoch(net, trainer, _PeerDist([0, 16, 0, 0, 1]), loader, recipe, epoch=1)
+
+
+def test_nan_input_stops_training():
+    net, trainer = _tiny()
+    x, y = _batch()
+    net.fc.weight.data()[0, 0] = float("nan")
+    res = train_step(net, trainer, ONE, x, y, 4)
+    assert res.bad_loss_ranks == [0] and res.skipped
+
+
+def test_loss_scaler_grows_after_window():
+    s = LossScaler(dynamic=True, init_scale=8, window=3)
+    for _ in range(3):
+        s.update(False)
+    assert s.scale == 16
+    s.update(True)
+    assert s.scale == 8 and s.clean_steps == 0
+    assert LossScaler().scale == 1.0
+
+
+class _ListLoader:
+    def __init__(self, batches):
+        self.batches, self.epochs = batches, []
+
+    def set_epoch(self, epoch, start_batch=0):
+        self.epochs.append(epoch)
+
+    def __len__(self):
+        return len(self.batches)
+
+    def __iter__(self):
+        return iter(self.batches)
+
+
+class _FixedNet:
+    """Returns stored logits whatever the input."""
+
+    def __init__(self, logits):
+        self.logits = logits
+
+    def __call__(self, x):
+        return self.logits[:x.shape[0]]
+
+
+def test_evaluate_counts_only_valid_samples_top1_top5():
+    classes = 6
+    logits = mx.nd.array(np.tile(np.arange(classes, dtype=np.float32), (4, 1)))  # ranks 5,4,..
+    labels = mx.nd.array([5, 1, 3, 0])  # top1 hit, top5 hit, top5 hit, miss
+    data = mx.nd.zeros((4, 3, 8, 8))
+    loader = _ListLoader([(data, labels, 4), (data, labels, 2), (data, labels, 0)])
+    out = evaluate(_FixedNet(logits), loader, ONE)
+    assert out["val_samples"] == 6
+    assert out["top1"] == pytest.approx(100 * 2 / 6)      # label 5 twice
+    assert out["top5"] == pytest.approx(100 * 5 / 6)      # all but label 0 (4 + 1,5 of 2nd)
+    peer = evaluate(_FixedNet(logits), loader, _PeerDist([1, 1, 4, 0]))
+    assert peer["val_samples"] == 10 and peer["top1"] == pytest.approx(100 * 3 / 10)
+
+
+def test_train_epoch_logs_global_numbers():
+    net, trainer = _tiny()
+    x, y = _batch(8)
+    seen = []
+
+    class Hooks:
+        beats = 0
+
+        def beat(self):
+            Hooks.beats += 1
+
+        def step(self, **kw):
+            seen.append(kw)
+    recipe = Recipe(classes=4, num_epochs=2, base_lr=0.1, warmup_epochs=1, log_interval=2,
+                    mixup_alpha=0.2, smoothing_eps=0.1)
+    stats = train_epoch(net, trainer, ONE, _ListLoader([(x, y, 8)] * 5), recipe, 0,
+                        hooks=Hooks())
+    assert Hooks.beats == 5 and [s["step"] for s in seen] == [1, 3, 4]
+    assert stats["samples"] == 40 and stats["skipped_steps"] == 0
+    assert stats["lr"] == pytest.approx(0.1 * 4 / 5)   # warm-up step 4 of 5
+    assert recipe.mixup_on(0) and not Recipe(4, 10, 0.1, mixup_alpha=0.2,
+                                              mixup_off_epoch=2).mixup_on(8)
+
+
+# ---------------------------------------------------------------- distributed / monitor
+
+def test_horovod_detection():
+    assert launched_by_horovod({"HOROVOD_RANK": "1"}) and not launched_by_horovod({})
+
+
+def test_watchdog_exits_nonzero_when_no_progress():
+    code = ("from resnest.gluon.train.distributed import Watchdog; import time; "
+            "w = Watchdog(1.0, rank=3).start(); "
+            "[ (w.beat(), time.sleep(0.2)) for _ in range(10) ]; time.sleep(30)")
+    start = time.monotonic()
+    proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                          timeout=60)
+    elapsed = time.monotonic() - start
+    assert proc.returncode == 3 and "rank 3 made no progress" in proc.stderr
+    assert 3.0 <= elapsed < 15  # alive while beating (2 s), dead ~1 s after
+
+
+def test_monitor_writes_metrics_and_png(tmp_path):
+    mon = Monitor(str(tmp_path), enabled=True, progress=False)
+    mon.save_config({"model": "m"})
+    for epoch in range(2):
+        for step in range(2):
+            mon.step(epoch, step, 2, 1.0 / (epoch + step + 1), 0.1, 100.0, 1.0)
+        mon.epoch_end(epoch, {"train_loss": 0.5, "img_per_sec": 100.0, "epoch_time": 1.0,
+                              "lr": 0.1, "top1": 50.0 + epoch, "top5": 90.0,
+                              "val_samples": 10})
+    with open(tmp_path / "metrics.jsonl", "a") as f:
+        f.write('{"kind": "st')  # a torn line from a killed writer
+    mon.finish()
+    records = read_metrics(str(tmp_path / "metrics.jsonl"))
+    assert [r["kind"] for r in records].count("step") == 4
+    assert records[-1]["top1"] == 51.0 and records[-1]["val_samples"] == 10
+    assert (tmp_path / "curves.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    assert json.loads((tmp_path / "config.json").read_text()) == {"model": "m"}
+    assert "epoch 1 done" in (tmp_path / "train.log").read_text()
+    off = Monitor(str(tmp_path / "other"), enabled=False)
+    off.step(0, 0, 1, 1.0, 0.1, 1.0, 1.0)
+    assert not os.path.exists(tmp_path / "other")
+    _ = plot_curves, TrainConfig, Watchdog
