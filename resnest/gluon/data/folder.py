@@ -105,7 +105,9 @@ def jpeg_info(data):
             continue
         length = struct.unpack('>H', data[pos + 2:pos + 4])[0]
         if marker == 0xDA:
-            info['complete'] = data.find(b'\xff\xd9', pos + 2 + length) >= 0
+            scan = pos + 2 + length  # the usual case, EOI at the very end, is checked first
+            info['complete'] = (data.rfind(b'\xff\xd9', max(scan, size - 64)) >= 0
+                                or data.find(b'\xff\xd9', scan) >= 0)
             return info
         if marker in _SOF_MARKERS and pos + 10 <= size:
             info['height'], info['width'] = struct.unpack('>HH', data[pos + 5:pos + 9])
@@ -190,19 +192,17 @@ def decode_image(data, min_side=0):
 
 
 def resize_shorter(img, size):
-    """Resize so the shorter side is exactly ``size`` (aspect kept, long side rounded)."""
+    """Resize so the shorter side is exactly ``size`` (aspect kept, long side rounded; small
+    images are enlarged, as MXNet's im2rec does)."""
     height, width = img.shape[:2]
     if min(height, width) == size:
         return img
     scale = size / min(height, width)
     new_h = size if height <= width else max(1, int(round(height * scale)))
     new_w = size if width < height else max(1, int(round(width * scale)))
-    if scale < 0.5:
-        interp = cv2.INTER_AREA
-    elif scale < 1:
-        interp = cv2.INTER_LINEAR
-    else:
-        interp = cv2.INTER_CUBIC
+    # Area averaging only where bilinear would alias (after reduced JPEG decoding the
+    # remaining factor is usually < 2); bilinear upscaling, as MXNet's and GluonCV's files.
+    interp = cv2.INTER_AREA if scale < 0.5 else cv2.INTER_LINEAR
     return cv2.resize(img, (new_w, new_h), interpolation=interp)
 
 
