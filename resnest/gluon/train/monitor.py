@@ -9,6 +9,8 @@ Files in the save folder:
 * ``train.log`` (``--logging-file``) -- the log lines also printed on the console.
 * ``metrics.jsonl`` -- one JSON object per line, appended (a resumed run continues it):
 
+  Records of epochs a resumed run trains again are dropped when it starts.
+
   - ``{"kind": "step", "epoch", "step", "steps", "train_loss", "lr", "img_per_sec",
     "loss_scale", "time"}`` every ``--log-interval`` steps: ``train_loss`` is the mean over
     all ranks since the previous line, ``img_per_sec`` counts all workers, ``time`` is Unix
@@ -64,6 +66,15 @@ class Monitor:
         if self.enabled:
             write_text(os.path.join(self.save_dir, "config.json"),
                        json.dumps(config, indent=2, sort_keys=True))
+
+    def truncate(self, start_epoch):
+        """Drop the records of epochs >= ``start_epoch`` (left by a run killed mid-epoch) so a
+        resumed run's ``metrics.jsonl`` reads as one clean run."""
+        if not self.enabled or not os.path.exists(self.metrics_path):
+            return
+        kept = [r for r in read_metrics(self.metrics_path) if r.get("epoch", 0) < start_epoch]
+        write_text(self.metrics_path, "".join(json.dumps(r, sort_keys=True) + "\n"
+                                              for r in kept))
 
     def _append(self, record):
         with open(self.metrics_path, "a") as f:

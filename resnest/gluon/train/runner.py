@@ -137,6 +137,7 @@ def _run(cfg, dist, mon, point, classes, train_info, val_info):
         scaler.load_state_dict(point.record.get("loss_scaler"))
     train_data, val_data = _loaders(cfg, dist, mon)
     recipe = _recipe(cfg, classes, dist.size)
+    mon.truncate(point.start_epoch)
     mon.save_config(dict(dataclasses.asdict(cfg), workers=dist.size, classes_resolved=classes,
                          train_samples=train_info.num_samples,
                          val_samples=val_info.num_samples, global_lr=recipe.base_lr,
