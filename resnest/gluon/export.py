@@ -1,0 +1,112 @@
+"""Export for deployment: MXNet symbol + params, ONNX, and an onnxruntime runner.
+
+>>> export_symbol(net, "out/resnest50")          # out/resnest50-symbol.json, -0000.params
+>>> net2 = load_exported("out/resnest50")
+>>> export_onnx(net, "out/resnest50.onnx")       # batch dimension left dynamic
+>>> run = onnx_runner("out/resnest50.onnx"); logits = run(images_nchw_float32)
+"""
+import contextlib
+import os
+import tempfile
+
+import mxnet as mx
+import numpy as np
+
+from .errors import UserError
+
+__all__ = ["ONNX_OPSET", "export_symbol", "load_exported", "export_onnx", "onnx_runner"]
+
+
+def export_symbol(net, prefix, input_size=224, batch_size=1, epoch=0):
+    """Write ``{prefix}-symbol.json`` and ``{prefix}-{epoch:04d}.params`` of an initialised
+    ``net``; returns the two paths. The graph is traced at ``input_size`` but holds no size:
+    the files reload at any input size."""
+    folder = os.path.dirname(os.path.abspath(prefix))
+    os.makedirs(folder, exist_ok=True)
+    if not getattr(net, "_active", False):
+        net.hybridize()
+    net(mx.nd.zeros((batch_size, 3, input_size, input_size))).wait_to_read()
+    net.export(prefix, epoch=epoch)
+    return prefix + "-symbol.json", "%s-%04d.params" % (prefix, epoch)
+
+
+def load_exported(prefix, epoch=0, ctx=None):
+    """The exported model at ``prefix`` as a hybridized ``SymbolBlock`` taking ``data``."""
+    symbol, params = prefix + "-symbol.json", "%s-%04d.params" % (prefix, epoch)
+    for path in (symbol, params):
+        if not os.path.isfile(path):
+            raise UserError(f"exported model file {path} does not exist; write it with "
+                            f"export_symbol(net, {prefix!r}).")
+    net = mx.gluon.SymbolBlock.imports(symbol, ["data"], params, ctx=ctx or mx.cpu())
+    net.hybridize(static_alloc=True)
+    return net
+
+
+# MXNet 1.9's converters stop at opset 13, but it stamps the model with the newest opset of the
+# installed onnx package (19 for onnx 1.14), whose Split needs an attribute MXNet does not write:
+# onnxruntime then refuses the file. Exporting as opset 13 makes the stamp match the nodes.
+ONNX_OPSET = 13
+
+
+@contextlib.contextmanager
+def _onnx_opset(version):
+    import onnx.defs
+    original = onnx.defs.onnx_opset_version
+    onnx.defs.onnx_opset_version = lambda: min(version, original())
+    try:
+        yield
+    finally:
+        onnx.defs.onnx_opset_version = original
+
+
+def export_onnx(net, path, input_size=224, batch_size=1, dynamic_batch=True):
+    """Write ``net`` as an ONNX model (opset :data:`ONNX_OPSET`) to ``path``; returns ``path``.
+
+    With ``dynamic_batch`` the batch dimension is symbolic, so any batch size runs.
+    """
+    with tempfile.TemporaryDirectory() as tmp:
+        symbol, params = export_symbol(net, os.path.join(tmp, "net"), input_size, batch_size)
+        shape = (batch_size, 3, input_size, input_size)
+        kwargs = {}
+        if dynamic_batch:
+            kwargs = dict(dynamic=True, dynamic_input_shapes=[(None, 3, input_size, input_size)])
+        folder = os.path.dirname(os.path.abspath(path))
+        os.makedirs(folder, exist_ok=True)
+        with _onnx_opset(ONNX_OPSET):
+            mx.onnx.export_model(symbol, params, in_shapes=[shape], in_types=[np.float32],
+                                 onnx_file_path=path, **kwargs)
+    _weights_as_constants(path)
+    return path
+
+
+def _weights_as_constants(path):
+    # MXNet lists every weight as a graph input too, which forbids onnxruntime to fold BN into
+    # the convolutions; inputs that are initializers are dropped so that weights are constants.
+    import onnx
+    model = onnx.load(path)
+    weights = {init.name for init in model.graph.initializer}
+    inputs = [i for i in model.graph.input if i.name not in weights]
+    del model.graph.input[:]
+    model.graph.input.extend(inputs)
+    onnx.save(model, path)
+
+
+def onnx_runner(path, threads=None):
+    """A function ``numpy NCHW float32 -> numpy logits`` running ``path`` in onnxruntime
+    on the CPU with ``threads`` intra-op threads (default: ``OMP_NUM_THREADS`` or all cores)."""
+    try:
+        import onnxruntime as ort
+    except ImportError:
+        raise UserError("onnxruntime is not installed; pip install onnxruntime.") from None
+    options = ort.SessionOptions()
+    options.intra_op_num_threads = int(threads or os.environ.get(
+        "OMP_NUM_THREADS", len(os.sched_getaffinity(0))))
+    options.inter_op_num_threads = 1
+    options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
+    options.log_severity_level = 3
+    session = ort.InferenceSession(path, options, providers=["CPUExecutionProvider"])
+    name = session.get_inputs()[0].name
+
+    def run(images):
+        return session.run(None, {name: np.ascontiguousarray(images, dtype=np.float32)})[0]
+    return run
