@@ -10,8 +10,8 @@ from dataclasses import dataclass
 
 import mxnet as mx
 
-__all__ = ["Timing", "percentile", "summarize", "time_calls", "time_interleaved",
-           "sync_output"]
+__all__ = ["Timing", "Candidate", "percentile", "summarize", "time_calls", "time_interleaved",
+           "sync_output", "build_candidates"]
 
 
 @dataclass(frozen=True)
@@ -104,3 +104,86 @@ def time_interleaved(candidates, x, rounds=5, runs_per_round=2, warmup=2):
         for name, fn in candidates.items():
             times[name] += time_calls(fn, inputs[name], runs=runs_per_round, warmup=0)
     return times
+
+
+@dataclass
+class Candidate:
+    """One thing to time: ``fn(inputs)`` plus what the result row says about it."""
+
+    impl: str              # ours, authors, gluoncv, onnxruntime
+    model: str
+    dtype: str
+    mode: str              # optimized or plain (hybridized only)
+    fn: object
+    inputs: object
+
+    @property
+    def label(self):
+        return f"{self.impl}:{self.model}:{self.dtype}:{self.mode}"
+
+
+def _plain(net, x):
+    net.hybridize(static_alloc=True, static_shape=True)
+    net(x).wait_to_read()
+    return net
+
+
+def _fresh(impl, model, classes, x):
+    from .reference import authors_model, gluoncv_model
+    from .registry import get_model
+    build = {"ours": get_model, "authors": authors_model, "gluoncv": gluoncv_model}[impl]
+    net = build(model, classes=classes)
+    net.initialize(mx.init.Xavier())
+    net(x[:1]).wait_to_read()
+    return net
+
+
+def build_candidates(model, batch_size, input_size, dtypes=("float32",), plain=False,
+                     baselines=(), onnx=False, classes=1000, ctx=None, workdir=None):
+    """The :class:`Candidate` list for one model x batch size x input size.
+
+    Weights are random (speed does not depend on them); int8 is calibrated on random batches
+    (naive min/max), which measures the speed of the int8 graph, not its accuracy (verify.py
+    calibrates on real images). ``baselines`` names implementations timed plain fp32 beside
+    ours: ``'authors'`` (their published Gluon model), ``'gluoncv'`` (GluonCV's resnest50 and
+    resnet50_v1d). Returns ``(candidates, skipped)`` where skipped lists ``(label, reason)``.
+    """
+    from .errors import UserError
+    from .inference import optimize
+    ctx = ctx or mx.cpu()
+    x = mx.nd.random.uniform(shape=(batch_size, 3, input_size, input_size), ctx=ctx)
+    found, skipped = [], []
+    for impl in baselines:
+        names = ["resnest50", "resnet50_v1d"] if impl == "gluoncv" and model == "resnest50" \
+            else [model]
+        for name in names:
+            try:
+                found.append(Candidate(impl, name, "float32", "plain",
+                                       _plain(_fresh(impl, name, classes, x), x), x))
+            except (UserError, ValueError) as err:
+                skipped.append((f"{impl}:{name}", str(err)))
+    if plain:
+        found.append(Candidate("ours", model, "float32", "plain",
+                               _plain(_fresh("ours", model, classes, x), x), x))
+    for dtype in dtypes:
+        calib = [mx.nd.random.uniform(shape=x.shape)] if dtype == "int8" else None
+        try:
+            net = optimize(_fresh("ours", model, classes, x), dtype, ctx=ctx, calib_data=calib,
+                           input_size=input_size, batch_size=batch_size, calib_mode="naive")
+            found.append(Candidate("ours", model, dtype, "optimized", net, x))
+        except UserError as err:
+            skipped.append((f"ours:{model}:{dtype}", str(err)))
+    if onnx:
+        found.append(_onnx_candidate(model, classes, x, workdir))
+    return found, skipped
+
+
+def _onnx_candidate(model, classes, x, workdir):
+    import os
+    import tempfile
+    from .export import export_onnx, onnx_runner
+    folder = workdir or tempfile.mkdtemp(prefix="resnest-onnx-")
+    path = export_onnx(_fresh("ours", model, classes, x), os.path.join(folder, model + ".onnx"),
+                       input_size=x.shape[2], batch_size=x.shape[0])
+    return Candidate("onnxruntime", model, "float32", "optimized", onnx_runner(path),
+                     x.asnumpy())
