@@ -113,6 +113,21 @@ def _encode_chunk(entries):
     return [encode_entry(_WORKER['root'], e, _WORKER['options']) for e in entries]
 
 
+def _worker_context():
+    """'fork' (instant) from a process whose only threads are the few MXNet's import starts;
+    'forkserver' from one where MXNet's engine or data iterators run (after a fork there,
+    MXNet's at-fork handlers can deadlock the child: seen with pytest and notebooks)."""
+    try:
+        threads = len(os.listdir('/proc/self/task'))
+    except OSError:
+        threads = 0
+    if 0 < threads <= 4 and 'fork' in multiprocessing.get_all_start_methods():
+        return multiprocessing.get_context('fork')
+    context = multiprocessing.get_context('forkserver')
+    context.set_forkserver_preload([__name__])
+    return context
+
+
 def _encoded_in_order(root, entries, options, workers):
     """Yield ``(entry, record or None, reason)`` in list order, encoding on ``workers``."""
     if workers <= 1:
@@ -125,7 +140,7 @@ def _encoded_in_order(root, entries, options, workers):
             cv2.setNumThreads(threads)
         return
     chunks = [entries[i:i + _CHUNK] for i in range(0, len(entries), _CHUNK)]
-    context = multiprocessing.get_context('fork')
+    context = _worker_context()
     pool = ProcessPoolExecutor(workers, mp_context=context, initializer=_init_worker,
                                initargs=(root, options))
     try:
