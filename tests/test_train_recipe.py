@@ -364,3 +364,20 @@ def test_monitor_writes_metrics_and_png(tmp_path):
     off.step(0, 0, 1, 1.0, 0.1, 1.0, 1.0)
     assert not os.path.exists(tmp_path / "other")
     _ = plot_curves, TrainConfig, Watchdog
+
+
+def test_finite_check_handles_hundreds_of_gradients():
+    from resnest.gluon.train.engine import _grads_finite
+
+    class P:
+        grad_req = "write"
+
+        def __init__(self, value):
+            self._g = mx.nd.full((3,), value)
+
+        def grad(self):
+            return self._g
+    params = [P(1.0) for _ in range(450)]
+    assert _grads_finite(params)
+    params[401] = P(float("inf"))
+    assert not _grads_finite(params)

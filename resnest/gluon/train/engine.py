@@ -80,9 +80,14 @@ class StepResult:
     bad_loss_ranks: List[int]
 
 
-def _grads_finite(params):
+def _grads_finite(params, chunk=128):
+    """True when every gradient is finite (one fused check per ``chunk`` arrays: the operator
+    reads past its argument table beyond about 200 inputs)."""
     grads = [p.grad() for p in params if p.grad_req != "null"]
-    flag = mx.nd.multi_all_finite(*grads, num_arrays=len(grads), init_output=True)
+    flag = mx.nd.ones((1,), ctx=grads[0].context)
+    for i in range(0, len(grads), chunk):
+        part = grads[i:i + chunk]
+        mx.nd.multi_all_finite(*part, num_arrays=len(part), init_output=False, out=flag)
     return bool(flag.asscalar())
 
 

@@ -6,7 +6,7 @@ import mxnet as mx
 import numpy as np
 
 from ..errors import UserError
-from ..registry import get_model
+from ..registry import get_model, list_models
 from .checkpoint import load_checkpoint, resolve_resume, save_checkpoint
 from .distributed import Watchdog, setup_distributed
 from .engine import LossScaler, Recipe, evaluate, seed_everything, sync_bn_stats, train_epoch
@@ -20,7 +20,8 @@ def check_inputs(cfg, size, ctx):
     """Validate what can only be checked against files and hardware; returns
     ``(train_info, val_info, classes)``. Raises :class:`UserError` (one sentence)."""
     from ..data import rec_info
-    get_model(cfg.model, classes=2)  # unknown name -> the registry's sentence, before any work
+    if cfg.model.lower() not in list_models():
+        get_model(cfg.model)  # raises the registry's sentence naming the known models
     train_info, val_info = rec_info(cfg.rec_train), rec_info(cfg.rec_val)
     classes = cfg.classes or max(train_info.classes, val_info.classes)
     if classes < max(train_info.classes, val_info.classes):
