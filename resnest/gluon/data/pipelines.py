@@ -81,16 +81,19 @@ class _Samples(mx.gluon.data.Dataset):
 class TrainTransform:
     """Training augmentation of one RGB image (picklable, for DataLoader workers)."""
 
-    def __init__(self, size, mean, std, jitter, lighting_std, policy=None):
+    def __init__(self, size, mean, std, jitter, lighting_std, policy=None, min_area=None,
+                 mirror=True):
         self.size, self.mean, self.std = size, mean, std
         self.jitter, self.lighting_std, self.policy = jitter, lighting_std, policy
+        self.min_area, self.mirror = min_area, mirror
 
     def __call__(self, img, rng):
         if self.policy is not None:
             from PIL import Image
             img = np.asarray(self.policy(Image.fromarray(img), rng))
-        img = random_resized_crop(img, self.size, rng, efficientnet=self.size >= 320)
-        if rng.rand() < 0.5:
+        img = random_resized_crop(img, self.size, rng, efficientnet=self.size >= 320,
+                                  min_area=self.min_area)
+        if rng.rand() < 0.5 and self.mirror:
             img = img[:, ::-1]
         out = color_jitter(img, self.jitter, rng) if self.jitter else img.astype(np.float32)
         if self.lighting_std:
@@ -167,7 +170,7 @@ def _check_batch(batch_size, rank, num_ranks):
 def train_loader(rec_path, batch_size, input_size=224, rank=0, num_ranks=1, seed=0,
                  num_workers=4, crop_ratio=0.875, mean=IMAGENET_MEAN, std=IMAGENET_STD,
                  jitter=0.4, lighting=0.1, auto_aug=False, ctx=None, backend='auto',
-                 rand_aug=None):
+                 rand_aug=None, min_area=None, mirror=True):
     """Training loader over ``rec_path`` for one rank.
 
     Parameters
@@ -198,6 +201,10 @@ def train_loader(rec_path, batch_size, input_size=224, rank=0, num_ranks=1, seed
     backend : {'auto', 'rec', 'python'}
     rand_aug : tuple (num_ops, magnitude) or None
         RandAugment instead of AutoAugment (Python path).
+    min_area : float or None
+        Smallest area fraction of the random crop (default 0.08; 0.1 for inputs >= 320).
+    mirror : bool
+        Random horizontal flips (off for data where left and right differ, like digits).
 
     Returns
     -------
@@ -217,7 +224,8 @@ def train_loader(rec_path, batch_size, input_size=224, rank=0, num_ranks=1, seed
     if backend == 'rec':
         from .record_iter import RecordIterLoader
         return RecordIterLoader(rec_path, info.num_samples, batch_size, input_size, rank,
-                                num_ranks, seed, num_workers, mean, std, jitter, lighting, ctx)
+                                num_ranks, seed, num_workers, mean, std, jitter, lighting, ctx,
+                                min_area=min_area or 0.08, mirror=mirror)
     if backend != 'python':
         raise UserError(f'backend must be "auto", "rec" or "python", not {backend!r}')
     policy = None
@@ -227,7 +235,8 @@ def train_loader(rec_path, batch_size, input_size=224, rank=0, num_ranks=1, seed
     elif rand_aug:
         from .autoaugment import RandAugment
         policy = RandAugment(*rand_aug)
-    transform = TrainTransform(input_size, mean, std, jitter, lighting, policy)
+    transform = TrainTransform(input_size, mean, std, jitter, lighting, policy, min_area,
+                               mirror)
 
     def shard(epoch):
         positions = train_shard(info.num_samples, batch_size, rank, num_ranks, seed, epoch)

@@ -26,7 +26,7 @@ class RecordIterLoader:
     """See :func:`resnest.gluon.data.train_loader` (``backend='rec'``)."""
 
     def __init__(self, rec_path, num_samples, batch_size, input_size, rank, num_ranks, seed,
-                 num_workers, mean, std, jitter, lighting, ctx):
+                 num_workers, mean, std, jitter, lighting, ctx, min_area=0.08, mirror=True):
         if any(part_bounds(num_samples, p, num_ranks)[0] >= part_bounds(num_samples, p,
                                                                           num_ranks)[1]
                for p in range(num_ranks)):
@@ -42,8 +42,8 @@ class RecordIterLoader:
             data_shape=(3, input_size, input_size), batch_size=batch_size,
             shuffle=True, num_parts=num_ranks, round_batch=True,
             preprocess_threads=max(1, num_workers), prefetch_buffer=4,
-            random_resized_crop=True, min_random_area=0.08, max_random_area=1.0,
-            min_aspect_ratio=3 / 4, max_aspect_ratio=4 / 3, rand_mirror=True,
+            random_resized_crop=True, min_random_area=min_area, max_random_area=1.0,
+            min_aspect_ratio=3 / 4, max_aspect_ratio=4 / 3, rand_mirror=mirror,
             brightness=jitter, contrast=jitter, saturation=jitter, pca_noise=lighting,
             inter_method=1,
             mean_r=mean[0], mean_g=mean[1], mean_b=mean[2],

@@ -46,21 +46,23 @@ def center_crop_box(height, width, fraction):
     return (height - side) // 2, (width - side) // 2, side, side
 
 
-def random_resized_crop(img, size, rng, efficientnet=False):
+def random_resized_crop(img, size, rng, efficientnet=False, min_area=None):
     """Random-resized crop to ``size`` x ``size``.
 
+    ``min_area`` overrides the smallest area fraction (0.08, or 0.1 with ``efficientnet``);
+    small centred objects such as digits want a larger one.
     ``efficientnet=False``: area 0.08..1, bilinear, fallback = whole image clamped to the
     ratio range (the classic ImageNet recipe). ``efficientnet=True`` (used for inputs >= 320):
     area 0.1..1, bicubic, fallback = centre crop of ``size / (size + 32)`` of the short side.
     """
     height, width = img.shape[:2]
     if efficientnet:
-        box = random_crop_box(height, width, rng, area=(0.1, 1.0))
+        box = random_crop_box(height, width, rng, area=(min_area or 0.1, 1.0))
         if box is None:
             box = center_crop_box(height, width, size / (size + 32))
         interp = cv2.INTER_CUBIC
     else:
-        box = random_crop_box(height, width, rng)
+        box = random_crop_box(height, width, rng, area=(min_area or 0.08, 1.0))
         if box is None:
             box = center_crop_box(height, width, 1.0)
         interp = cv2.INTER_LINEAR
