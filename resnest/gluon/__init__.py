@@ -1,13 +1,29 @@
 """ResNeSt for MXNet Gluon: layers, models, registry, weights store, data and training.
 
 >>> from resnest.gluon import resnest50, get_model, list_models
+
+Names are resolved on first use, so tools that need no MXNet (the RecordIO packer and its
+worker processes) can import ``resnest.gluon.data`` without paying for ``import mxnet``.
 """
-from .errors import UserError
-from .layers import DropBlock, SplitAttentionConv, set_drop_prob
-from .models import *  # noqa: F401,F403
-from .models import __all__ as _model_names
-from .pretrained import PRETRAINED
-from .registry import get_model, list_models, register_model
+import importlib
 
 __all__ = ["UserError", "DropBlock", "SplitAttentionConv", "set_drop_prob", "PRETRAINED",
-           "get_model", "list_models", "register_model"] + list(_model_names)
+           "get_model", "list_models", "register_model"]
+
+# Searched in this order; "models" first so that every model is registered before any
+# registry function runs. Model constructors (resnest50, ...) come from "models".
+_MODULES = ("models", "layers", "registry", "pretrained", "errors")
+
+
+def __getattr__(name):
+    for module in _MODULES:
+        value = getattr(importlib.import_module(f".{module}", __name__), name, None)
+        if value is not None:
+            globals()[name] = value
+            return value
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+
+
+def __dir__():
+    from .models import __all__ as models
+    return sorted(set(__all__) | set(models) | set(globals()))
