@@ -10,7 +10,7 @@ setup(
     python_requires=">=3.8",
     # MXNet is an extra, not a requirement: GPU users install mxnet-cuXXX instead of the CPU
     # build, and pip must not pull the CPU wheel in beside it (see README).
-    install_requires=["numpy<1.24", "opencv-python", "tqdm"],
+    install_requires=["numpy<1.24", "opencv-python", "Pillow", "tqdm"],
     extras_require={
         "cpu": ["mxnet==1.9.1"],
         "train": ["gluoncv==0.10.5.post0", "matplotlib", "scikit-learn", "scipy", "pandas"],
