@@ -1,0 +1,74 @@
+"""The end-of-run report of the main job: every number is read back from the run's own files
+(``metrics.jsonl``, the verify JSON, the benchmark JSON), so the report cannot disagree with them.
+"""
+import json
+import os
+
+__all__ = ["demo_report"]
+
+
+def _epochs(train_dir):
+    rows = []
+    with open(os.path.join(train_dir, "metrics.jsonl")) as f:
+        for line in f:
+            if line.strip():
+                row = json.loads(line)
+                if row.get("kind") == "epoch":
+                    rows.append(row)
+    return rows
+
+
+def _benchmark_lines(bench_json):
+    with open(bench_json) as f:
+        rows = json.load(f)
+    lines = [f"  {'impl':8s} {'dtype':9s} {'batch':>5s} {'median ms':>10s} {'p90 ms':>8s} "
+             f"{'p99 ms':>8s} {'img/s':>8s}"]
+    for r in rows:
+        lines.append(f"  {r['impl']:8s} {r['dtype']:9s} {r['batch_size']:5d} "
+                     f"{r['median_ms']:10.2f} {r['p90_ms']:8.2f} {r['p99_ms']:8.2f} "
+                     f"{r['images_per_s']:8.1f}")
+    return lines
+
+
+def demo_report(run_dir, train_dir, verify_json, bench_json=None, total_s=None, train_s=None):
+    """The text of the final report of ``scripts/demo.py``."""
+    epochs = _epochs(train_dir)
+    last = epochs[-1]
+    with open(verify_json) as f:
+        verify = json.load(f)
+    evaluated = [e for e in epochs if e.get("top1") is not None]
+    lines = [
+        "=" * 72,
+        f"ResNeSt demo report   run folder: {run_dir}",
+        "=" * 72,
+        f"model {verify['model']} at {verify['crop_size']}x{verify['crop_size']}, "
+        f"{len(epochs)} epochs on {last.get('samples', '?')} training digits",
+        f"held-out digits (verify.py): top-1 {verify['top1']:.2f}%  top-5 {verify['top5']:.2f}%"
+        f"  on {verify['images']} images",
+    ]
+    if evaluated:
+        lines.append(f"during training (last eval, epoch {evaluated[-1]['epoch']}): top-1 "
+                     f"{evaluated[-1]['top1']:.2f}% on {evaluated[-1]['val_samples']} images")
+    mean_ips = sum(e["img_per_sec"] for e in epochs[1:] or epochs) / len(epochs[1:] or epochs)
+    lines += [
+        f"training throughput: {last['img_per_sec']:.1f} img/s in the last epoch, "
+        f"{mean_ips:.1f} img/s mean after the first (all ranks)",
+        f"verify throughput: model only {verify['model_images_per_s']:.1f} img/s, end to end "
+        f"{verify['end_to_end_images_per_s']:.1f} img/s",
+    ]
+    if bench_json:
+        lines.append("inference benchmark (benchmark.py, model only):")
+        lines += _benchmark_lines(bench_json)
+    if train_s is not None and total_s is not None:
+        lines.append(f"time: training {train_s / 60:.1f} min, whole demo {total_s / 60:.1f} min")
+    lines += [
+        "files:",
+        f"  checkpoints   {train_dir}/imagenet-{verify['model']}-<epoch>.params/.states/.json",
+        f"  log, metrics  {train_dir}/train.log, {train_dir}/metrics.jsonl",
+        f"  config        {train_dir}/config.json",
+        f"  curves        {train_dir}/curves.png",
+        f"  verify        {verify_json}",
+    ]
+    if bench_json:
+        lines.append(f"  benchmark     {bench_json}, {os.path.join(run_dir, 'latency.png')}")
+    return "\n".join(lines)

@@ -1,0 +1,142 @@
+"""The main job, end to end on the embedded real data set (scikit-learn's handwritten digits).
+
+    python scripts/demo.py            # what `make demo` runs
+
+Stages: write the digits as a class-folder tree -> pack train/val RecordIO with im2rec.py ->
+train with `horovodrun -np 2 --gloo` (the published recipe's pieces) -> verify.py on the final
+checkpoint -> benchmark.py -> a report. The data set is reused between runs; each run gets a
+fresh folder under ``runs/`` and nothing is overwritten.
+"""
+import argparse
+import datetime
+import json
+import os
+import subprocess
+import sys
+import time
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+REPO = os.path.dirname(HERE)
+
+
+def parse_args(argv):
+    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    p.add_argument("--data-dir", default=os.path.join(REPO, "data", "digits"),
+                   help="where the digits tree and its .rec files live (reused)")
+    p.add_argument("--images", help="use this class-folder tree (with train/ and val/) "
+                                    "instead of writing the digits")
+    p.add_argument("--runs-dir", default=os.path.join(REPO, "runs"))
+    p.add_argument("--model", default="resnest14")
+    p.add_argument("--input-size", type=int, default=32)
+    p.add_argument("--epochs", type=int, default=12)
+    p.add_argument("--batch-size", type=int, default=32, help="per rank")
+    p.add_argument("--lr", type=float, default=0.05, help="per rank")
+    p.add_argument("--ranks", type=int, default=2)
+    p.add_argument("--benchmark-dtypes", nargs="+", default=["float32", "bfloat16", "int8"])
+    p.add_argument("--skip-benchmark", action="store_true")
+    return p.parse_args(argv)
+
+
+def stage(number, total, title):
+    print(f"\n=== [{number}/{total}] {title} ===", flush=True)
+
+
+def run(cmd, env=None):
+    """Run one stage's command, streaming its output; stop the demo if it fails."""
+    print("$ " + " ".join(cmd), flush=True)
+    start = time.time()
+    code = subprocess.call(cmd, env=env, cwd=REPO)
+    if code != 0:
+        from resnest.gluon.errors import UserError
+        raise UserError(f"stage command failed with exit code {code}: {' '.join(cmd)}")
+    return time.time() - start
+
+
+def new_run_dir(runs_dir):
+    """A fresh folder ``runs/demo-YYYYmmdd-HHMMSS[-n]``; never an existing one."""
+    stamp = datetime.datetime.now().strftime("%Y%m%d-%H%M%S")
+    os.makedirs(runs_dir, exist_ok=True)
+    for n in range(100):
+        path = os.path.join(runs_dir, f"demo-{stamp}" + (f"-{n}" if n else ""))
+        try:
+            os.mkdir(path)
+            return path
+        except FileExistsError:
+            continue
+    raise RuntimeError(f"could not create a new run folder in {runs_dir}")
+
+
+def prepare_data(args, py):
+    """Stages 1-2: the digits tree and its RecordIO, both reused when already complete."""
+    images = args.images or os.path.join(args.data_dir, "images")
+    stage(1, 6, "data set: scikit-learn handwritten digits as JPEG class folders")
+    if args.images:
+        print(f"using {images}")
+    else:
+        run([py, "scripts/dataset/make_digits.py", images, "--size", str(args.input_size)])
+    stage(2, 6, "pack RecordIO with im2rec.py")
+    rec = {}
+    for split in ("train", "val"):
+        prefix = os.path.join(args.data_dir, "rec", split)
+        rec[split] = prefix + ".rec"
+        if os.path.isfile(rec[split]) and os.path.isfile(prefix + ".idx") and not args.images:
+            print(f"reusing {rec[split]} (outputs are renamed into place only when complete)")
+            continue
+        os.makedirs(os.path.dirname(prefix), exist_ok=True)
+        extra = ["--shuffle", "--seed", "0"] if split == "train" else []
+        run([py, "scripts/dataset/im2rec.py", os.path.join(images, split), prefix,
+             "--no-progress"] + extra)
+    return rec
+
+
+def main(argv=None):
+    args = parse_args(argv)
+    py = sys.executable
+    bindir = os.path.dirname(py)
+    t0 = time.time()
+    rec = prepare_data(args, py)
+    out = new_run_dir(args.runs_dir)
+    print(f"\nrun folder: {out}")
+    env = dict(os.environ, OMP_NUM_THREADS=str(max(1, (os.cpu_count() or 2) // args.ranks)))
+
+    stage(3, 6, f"train {args.model} with horovodrun -np {args.ranks} --gloo (CPU)")
+    train_dir = os.path.join(out, "train")
+    train_s = run([os.path.join(bindir, "horovodrun"), "-np", str(args.ranks), "--gloo", py,
+                   "scripts/gluon/train.py", "--rec-train", rec["train"], "--rec-val", rec["val"],
+                   "--model", args.model, "--input-size", str(args.input_size),
+                   "--crop-ratio", "1.0", "--min-random-area", "0.5", "--no-mirror",
+                   "--batch-size", str(args.batch_size), "--lr", str(args.lr),
+                   "--num-epochs", str(args.epochs), "--warmup-epochs", "1",
+                   "--last-gamma", "--no-wd", "--label-smoothing", "--mixup",
+                   "--mixup-off-epoch", str(max(1, args.epochs // 4)), "--seed", "0",
+                   "--eval-frequency", str(max(1, args.epochs // 4)), "--data-nthreads", "1",
+                   "--save-dir", train_dir, "--no-progress", "--log-interval", "20"], env=env)
+    params = os.path.join(train_dir, f"imagenet-{args.model}-{args.epochs - 1}.params")
+
+    stage(4, 6, "verify the final checkpoint on the held-out digits")
+    verify_json = os.path.join(out, "verify.json")
+    run([py, "scripts/gluon/verify.py", "--model", args.model, "--resume", params,
+         "--rec-val", rec["val"], "--crop-size", str(args.input_size), "--crop-ratio", "1.0",
+         "--batch-size", "50", "--json", verify_json, "--no-progress"])
+
+    bench_json = os.path.join(out, "benchmark.json")
+    if not args.skip_benchmark:
+        stage(5, 6, "benchmark inference (model only, side by side)")
+        run([py, "scripts/gluon/benchmark.py", "--models", args.model,
+             "--input-sizes", str(args.input_size), "--batch-sizes", "1", "16",
+             "--dtypes"] + args.benchmark_dtypes + ["--classes", "10", "--json", bench_json,
+                                                    "--chart", os.path.join(out, "latency.png")])
+    stage(6, 6, "report")
+    from resnest.gluon.report import demo_report
+    text = demo_report(out, train_dir, verify_json, bench_json if not args.skip_benchmark
+                       else None, total_s=time.time() - t0, train_s=train_s)
+    print(text)
+    with open(os.path.join(out, "report.txt"), "w") as f:
+        f.write(text + "\n")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.path.insert(0, REPO)
+    from resnest.gluon.errors import run_cli
+    run_cli(main)
