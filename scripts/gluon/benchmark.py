@@ -76,7 +76,7 @@ def _rows(args, model, batch_size, input_size, ctx, threads):
                    input_size=input_size, threads=threads,
                    **summarize(times[c.label], batch_size).as_dict())
         if c.impl == "ours":
-            row.update(params_m=round(params_m, 2), gflops=round(gflops, 2))
+            row.update(params_m=round(params_m, 4), gflops=round(gflops, 4))
         row["top1"] = info.top1 if info else None
         rows.append(row)
     for base in [r for r in rows if r["impl"] in ("authors", "gluoncv")]:

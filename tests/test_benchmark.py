@@ -1,0 +1,64 @@
+"""Timing helpers (percentiles, interleaving) and a benchmark.py smoke run."""
+import json
+import os
+import subprocess
+import sys
+
+import mxnet as mx
+import numpy as np
+import pytest
+
+from resnest.gluon.benchmark import percentile, summarize, time_calls, time_interleaved
+
+from conftest import REPO
+
+
+def test_percentile_matches_numpy():
+    values = list(np.random.RandomState(1).rand(37))
+    for q in (0, 50, 90, 99, 100):
+        assert percentile(values, q) == pytest.approx(np.percentile(values, q))
+
+
+def test_summarize_uses_median_for_throughput():
+    t = summarize([0.1, 0.1, 0.1, 0.1, 10.0], batch_size=8)   # one burst of noise
+    assert t.median_ms == pytest.approx(100.0)
+    assert t.images_per_s == pytest.approx(80.0)
+    assert t.p99_ms > 9000 and t.runs == 5
+
+
+def test_timing_waits_for_the_result():
+    # An asynchronous op that returns at once but takes time: timed only if synchronised.
+    x = mx.nd.random.uniform(shape=(600, 600))
+    slow = lambda a: mx.nd.dot(mx.nd.dot(a, a), a)          # noqa: E731
+    times = time_calls(slow, x, runs=3, warmup=1)
+    assert len(times) == 3 and min(times) > 1e-4
+
+
+def test_interleaved_times_every_candidate_equally():
+    calls = []
+    fns = {name: (lambda v, n=name: calls.append(n) or v) for name in "abc"}
+    times = time_interleaved(fns, mx.nd.ones(1), rounds=3, runs_per_round=2, warmup=1)
+    assert {k: len(v) for k, v in times.items()} == {"a": 6, "b": 6, "c": 6}
+    assert calls[3:9] == ["a", "a", "b", "b", "c", "c"]   # after warm-up: a round in turn
+
+
+def test_benchmark_script_writes_rows(tmp_path):
+    out = tmp_path / "b.json"
+    env = dict(os.environ, OMP_NUM_THREADS="2")
+    cmd = [sys.executable, os.path.join(REPO, "scripts", "gluon", "benchmark.py"),
+           "--models", "resnest_tiny", "--batch-sizes", "2", "--input-sizes", "32",
+           "--plain", "--rounds", "1", "--runs", "2", "--warmup", "1", "--classes", "10",
+           "--json", str(out), "--csv", str(tmp_path / "b.csv"),
+           "--chart", str(tmp_path / "b.png")]
+    proc = subprocess.run(cmd, capture_output=True, text=True, timeout=300, env=env)
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    rows = json.loads(out.read_text())
+    assert [(r["mode"], r["dtype"]) for r in rows] == [("plain", "float32"),
+                                                       ("optimized", "float32")]
+    for r in rows:
+        assert r["median_ms"] <= r["p90_ms"] <= r["p99_ms"]
+        assert r["images_per_s"] == pytest.approx(2000 / r["median_ms"], rel=1e-2)
+        assert r["threads"] == 2
+    assert rows[1]["gflops"] > 0 and rows[1]["params_m"] > 0
+    assert (tmp_path / "b.png").stat().st_size > 1000
+    assert "images_per_s" in (tmp_path / "b.csv").read_text().splitlines()[0]
