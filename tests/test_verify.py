@@ -1,0 +1,124 @@
+"""verify.py: every image counted once (any batch size, 1 or 2 ranks), clear errors on bad input."""
+import json
+import os
+import shutil
+import subprocess
+import sys
+
+import mxnet as mx
+import pytest
+
+from resnest.gluon import UserError, get_model
+
+from conftest import REPO
+
+VERIFY = os.path.join(REPO, "scripts", "gluon", "verify.py")
+IMAGES = 35                      # not a multiple of any batch size used below
+
+
+def _script(name):
+    return os.path.join(REPO, "scripts", "dataset", name)
+
+
+@pytest.fixture(scope="module")
+def data(tmp_path_factory):
+    """A 3-class folder of 35 real digit images, its .rec, and resnest_tiny weights."""
+    root = tmp_path_factory.mktemp("verify")
+    subprocess.run([sys.executable, _script("make_digits.py"), str(root / "digits"),
+                    "--size", "32"], check=True, capture_output=True, timeout=120)
+    tree = root / "tree"
+    for label, count in zip("012", (12, 12, 11)):
+        src = root / "digits" / "val" / label
+        os.makedirs(tree / label)
+        for name in sorted(os.listdir(src))[:count]:
+            shutil.copy(src / name, tree / label / name)
+    subprocess.run([sys.executable, _script("im2rec.py"), str(tree), str(root / "val"),
+                    "--pass-through", "--no-progress", "--workers", "1"],
+                   check=True, capture_output=True, timeout=120)
+    net = get_model("resnest_tiny", classes=3)
+    net.initialize(mx.init.Xavier())
+    net(mx.nd.zeros((1, 3, 32, 32)))
+    net.save_parameters(str(root / "tiny3.params"))
+    return root
+
+
+def _verify(main, data, *extra, batch_size=8):
+    out = data / f"result-{batch_size}-{len(extra)}.json"
+    argv = ["--model", "resnest_tiny", "--resume", str(data / "tiny3.params"),
+            "--crop-size", "32", "--crop-ratio", "1", "--batch-size", str(batch_size),
+            "-j", "1", "--no-progress", "--json", str(out)] + list(extra)
+    assert main(argv) == 0
+    return json.loads(out.read_text())
+
+
+@pytest.fixture(scope="module")
+def main():
+    sys.path.insert(0, os.path.dirname(VERIFY))
+    import verify
+    return verify.main
+
+
+def test_every_image_counted_once_whatever_the_batch_size(main, data):
+    rec = ["--rec-val", str(data / "val.rec")]
+    results = [_verify(main, data, *rec, batch_size=b) for b in (1, 8, 64)]
+    assert [r["images"] for r in results] == [IMAGES] * 3
+    assert len({r["correct1"] for r in results}) == 1
+    assert len({r["correct5"] for r in results}) == 1
+    assert results[0]["correct5"] == IMAGES               # 3 classes: top-5 is every image
+    r = results[1]
+    assert r["top1"] == pytest.approx(100 * r["correct1"] / IMAGES, abs=1e-3)
+    assert r["model_images_per_s"] > r["end_to_end_images_per_s"] > 0
+
+
+def test_rec_dir_and_class_folders_give_the_same_counts(main, data):
+    os.makedirs(data / "recdir", exist_ok=True)
+    for ext in (".rec", ".idx", ".classes.txt", ".lst"):
+        if os.path.isfile(data / ("val" + ext)):
+            shutil.copy(data / ("val" + ext), data / "recdir" / ("val" + ext))
+    by_rec = _verify(main, data, "--rec-dir", str(data / "recdir"))
+    by_folder = _verify(main, data, "--data-dir", str(data / "tree"))
+    assert by_folder["images"] == by_rec["images"] == IMAGES
+    assert by_folder["correct1"] == by_rec["correct1"]
+
+
+def test_two_horovod_ranks_count_every_image_once(main, data):
+    horovodrun = os.path.join(os.path.dirname(sys.executable), "horovodrun")
+    if not os.path.isfile(horovodrun):
+        pytest.skip("horovodrun is not installed")
+    single = _verify(main, data, "--rec-val", str(data / "val.rec"))
+    out = data / "two-ranks.json"
+    cmd = [horovodrun, "-np", "2", "--gloo", sys.executable, VERIFY, "--model", "resnest_tiny",
+           "--resume", str(data / "tiny3.params"), "--rec-val", str(data / "val.rec"),
+           "--crop-size", "32", "--crop-ratio", "1", "--batch-size", "8", "-j", "1",
+           "--no-progress", "--json", str(out)]
+    env = dict(os.environ)
+    env.pop("OMP_NUM_THREADS", None)          # verify.py gives each rank its share
+    proc = subprocess.run(cmd, capture_output=True, text=True, timeout=240, env=env)
+    assert proc.returncode == 0, proc.stdout[-2000:] + proc.stderr[-2000:]
+    two = json.loads(out.read_text())
+    assert two["ranks"] == 2 and two["images"] == IMAGES
+    assert (two["correct1"], two["correct5"]) == (single["correct1"], single["correct5"])
+    assert two["threads_per_rank"] == max(1, len(os.sched_getaffinity(0)) // 2)
+
+
+def test_bad_inputs_are_one_sentence_errors(main, data, tmp_path):
+    rec = ["--rec-val", str(data / "val.rec")]
+    other = get_model("resnest14", classes=3)
+    other.initialize()
+    other(mx.nd.zeros((1, 3, 32, 32)))
+    other.save_parameters(str(tmp_path / "r14.params"))
+    with pytest.raises(UserError, match="does not fit model resnest_tiny"):
+        main(["--model", "resnest_tiny", "--resume", str(tmp_path / "r14.params")] + rec)
+    with pytest.raises(UserError, match="crop size 16 is too small"):
+        main(["--model", "resnest_tiny", "--resume", str(data / "tiny3.params"),
+              "--crop-size", "16"] + rec)
+    with pytest.raises(UserError, match="does not exist"):
+        main(["--model", "resnest_tiny", "--resume", str(data / "tiny3.params"),
+              "--rec-val", str(tmp_path / "missing.rec")])
+    # From the command line: exit code 2 and a single line on stderr, no traceback.
+    proc = subprocess.run([sys.executable, VERIFY, "--model", "resnest_tiny", "--resume",
+                           str(data / "tiny3.params"), "--rec-val", str(tmp_path / "no.rec")],
+                          capture_output=True, text=True, timeout=120)
+    assert proc.returncode == 2
+    errors = [line for line in proc.stderr.splitlines() if line.startswith("error:")]
+    assert len(errors) == 1 and "no.rec" in errors[0] and "Traceback" not in proc.stderr
