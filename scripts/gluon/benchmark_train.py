@@ -53,7 +53,9 @@ def measure(args):
     for name in ("minimal", "recipe"):
         net = build_net(args.model, args.classes, dist.ctx)
         dist.broadcast_parameters(net.collect_params())
-        nets[name] = (net, build_trainer(net, dist, "nag", 0.01, 0.9, 1e-4, no_wd=True))
+        mx.nd.waitall()  # both nets have the same parameter names: one broadcast at a time
+        nets[name] = (net, build_trainer(net, dist, "nag", 0.01, 0.9, 1e-4, no_wd=True,
+                                                  prefix=name))
     with tempfile.TemporaryDirectory() as tmp:
         mon = Monitor(tmp, dist.is_root, progress=False)
         mon.log.handlers = [h for h in mon.log.handlers if h.__class__.__name__ !=

@@ -5,16 +5,31 @@
         --use-rec --dtype float32 --warmup-epochs 5 --last-gamma --no-wd --label-smoothing \
         --mixup --save-dir params_resnest50 --log-interval 50 --eval-frequency 5 --auto_aug
 
-``--resume`` continues from the latest complete checkpoint in ``--save-dir``.
+``--resume`` continues from the latest complete checkpoint in ``--save-dir``. Unless
+``OMP_NUM_THREADS`` is set, each rank uses its share of the machine's cores (MXNet would
+otherwise run one thread per process).
 """
-from resnest.gluon.errors import run_cli
-from resnest.gluon.train import parse_config, train
+import os
+
+
+def own_threads():
+    """Set ``OMP_NUM_THREADS`` to cores / local ranks before MXNet is imported (it reads the
+    variable once at start-up)."""
+    if "OMP_NUM_THREADS" not in os.environ:
+        cores = len(os.sched_getaffinity(0))
+        local = int(os.environ.get("HOROVOD_LOCAL_SIZE",
+                                   os.environ.get("OMPI_COMM_WORLD_LOCAL_SIZE", "1")))
+        os.environ["OMP_NUM_THREADS"] = str(max(1, cores // max(1, local)))
 
 
 def main(argv=None):
+    own_threads()
+    from resnest.gluon.train import parse_config, train
     train(parse_config(argv))
     return 0
 
 
 if __name__ == "__main__":
+    own_threads()
+    from resnest.gluon.errors import run_cli
     run_cli(main)

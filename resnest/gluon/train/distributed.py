@@ -40,13 +40,16 @@ class Dist:
     hvd: Any = None
 
     def allreduce_sum(self, values, name):
-        """Element-wise sum of a small float vector over all ranks (float64, as numpy)."""
-        values = np.asarray(values, dtype=np.float64).reshape(-1)
-        if self.hvd is None:
-            return values
-        out = self.hvd.allreduce(mx.nd.array(values, dtype="float64"), average=False,
-                                 name=name)
-        return out.asnumpy()
+        """Element-wise sum of a small vector (numpy-like or NDArray) over all ranks, returned
+        as a float64 numpy vector; the one place a step waits for the engine."""
+        if isinstance(values, mx.nd.NDArray):
+            values = values.reshape((-1,)).astype("float64")
+        else:
+            values = mx.nd.array(np.asarray(values, dtype=np.float64).reshape(-1),
+                                 dtype="float64")
+        if self.hvd is not None:
+            values = self.hvd.allreduce(values, average=False, name=name)
+        return values.asnumpy()
 
     def broadcast_parameters(self, params):
         """Copy rank 0's values of ``params`` (a ParameterDict) to every rank."""
@@ -59,10 +62,12 @@ class Dist:
             for i, arr in enumerate(arrays):
                 self.hvd.allreduce_(arr, average=True, name=f"{name}.{i}")
 
-    def trainer(self, params, optimizer, optimizer_params):
-        """``hvd.DistributedTrainer`` (gradients averaged over ranks), or a plain Trainer."""
+    def trainer(self, params, optimizer, optimizer_params, prefix=None):
+        """``hvd.DistributedTrainer`` (gradients averaged over ranks), or a plain Trainer.
+        Two trainers in one process need different ``prefix`` es (Horovod tensor names)."""
         if self.hvd is not None:
-            return self.hvd.DistributedTrainer(params, optimizer, optimizer_params)
+            return self.hvd.DistributedTrainer(params, optimizer, optimizer_params,
+                                               prefix=prefix)
         return mx.gluon.Trainer(params, optimizer, optimizer_params, kvstore=None)
 
     def barrier(self, name="barrier"):

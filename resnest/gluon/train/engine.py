@@ -5,7 +5,6 @@ stop on a non-finite loss) is taken from numbers summed over the ranks, so the r
 disagree. The per-step sums also give the global training loss for free: one small allreduce
 of ``[loss_sum, samples, grads_overflowed, loss_not_finite_on_rank_0, ..._1, ...]``.
 """
-import math
 import random
 import time
 from dataclasses import dataclass
@@ -81,14 +80,14 @@ class StepResult:
 
 
 def _grads_finite(params, chunk=128):
-    """True when every gradient is finite (one fused check per ``chunk`` arrays: the operator
-    reads past its argument table beyond about 200 inputs)."""
+    """NDArray ``[1.]`` when every gradient is finite, else ``[0.]`` (no wait). One fused check
+    per ``chunk`` arrays: the operator reads past its argument table beyond ~200 inputs."""
     grads = [p.grad() for p in params if p.grad_req != "null"]
     flag = mx.nd.ones((1,), ctx=grads[0].context)
     for i in range(0, len(grads), chunk):
         part = grads[i:i + chunk]
         mx.nd.multi_all_finite(*part, num_arrays=len(part), init_output=False, out=flag)
-    return bool(flag.asscalar())
+    return flag
 
 
 def train_step(net, trainer, dist, data, label, classes, smoothing_eps=0.0, mixup_lam=None,
@@ -121,13 +120,17 @@ def train_step(net, trainer, dist, data, label, classes, smoothing_eps=0.0, mixu
         scaled = loss * scaler.scale if scaler.scale != 1.0 else loss
     scaled.backward()
     trainer.allreduce_grads()
-    loss_sum = float(loss.sum().asscalar())
-    bad_loss = np.zeros(dist.size)
-    bad_loss[dist.rank] = not math.isfinite(loss_sum)
-    overflow = 0.0 if _grads_finite(trainer._params) else 1.0
-    stats = dist.allreduce_sum(np.concatenate([[loss_sum if not bad_loss[dist.rank] else 0.0,
-                                                data.shape[0], overflow], bad_loss]),
-                               name="step_stats")
+    # One vector, one allreduce, one wait per step:
+    # [loss_sum, samples, grads_overflowed, loss_not_finite on rank 0, on rank 1, ...]
+    with autograd.pause():
+        loss_sum = loss.sum().reshape((1,))
+        bad = 1 - mx.nd.contrib.isfinite(loss_sum)
+        rank_hot = mx.nd.one_hot(mx.nd.array([dist.rank], ctx=loss.context), dist.size)
+        local = mx.nd.concat(mx.nd.where(bad, mx.nd.zeros_like(loss_sum), loss_sum),
+                             mx.nd.full((1,), data.shape[0], ctx=loss.context),
+                             1 - _grads_finite(trainer._params), rank_hot.reshape((-1,)) * bad,
+                             dim=0)
+    stats = dist.allreduce_sum(local, name="step_stats")
     bad_ranks = [int(r) for r in np.nonzero(stats[3:])[0]]
     skipped = bool(stats[2] > 0) or bool(bad_ranks)
     if not skipped:

@@ -6,6 +6,7 @@ import mxnet as mx
 import numpy as np
 
 from ..errors import UserError
+from .. import models as _models  # noqa: F401  (registers every model)
 from ..registry import get_model, list_models
 from .checkpoint import load_checkpoint, resolve_resume, save_checkpoint
 from .distributed import Watchdog, setup_distributed
@@ -49,14 +50,15 @@ def build_net(model, classes, ctx, last_gamma=False, dropblock_prob=0.0, final_d
     return net
 
 
-def build_trainer(net, dist, optimizer="nag", lr=0.1, momentum=0.9, wd=1e-4, no_wd=False):
+def build_trainer(net, dist, optimizer="nag", lr=0.1, momentum=0.9, wd=1e-4, no_wd=False,
+                  prefix=None):
     """The (Horovod) Trainer; with ``no_wd`` biases and BN gamma/beta get no weight decay."""
     params = net.collect_params()
     if no_wd:
         for p in net.collect_params(".*beta|.*gamma|.*bias").values():
             p.wd_mult = 0.0
     return dist.trainer(params, optimizer, {"learning_rate": lr, "momentum": momentum,
-                                            "wd": wd})
+                                            "wd": wd}, prefix)
 
 
 def sorted_by_label(rec_path, probes=256):
