@@ -93,7 +93,8 @@ def _loaders(cfg, dist, mon):
                          rank=dist.rank, num_ranks=dist.size, seed=cfg.seed,
                          num_workers=cfg.data_nthreads, crop_ratio=cfg.crop_ratio,
                          jitter=cfg.jitter, lighting=cfg.lighting, auto_aug=cfg.auto_aug,
-                         ctx=dist.ctx, backend=backend)
+                         ctx=dist.ctx, backend=backend, min_area=cfg.min_random_area,
+                         mirror=not cfg.no_mirror)
     val = val_loader(cfg.rec_val, cfg.batch_size, crop_size=cfg.input_size,
                      crop_ratio=cfg.crop_ratio, rank=dist.rank, num_ranks=dist.size,
                      num_workers=cfg.data_nthreads, ctx=dist.ctx)
