@@ -4,6 +4,11 @@ Every decision that must be the same on all ranks (skip a step whose gradients o
 stop on a non-finite loss) is taken from numbers summed over the ranks, so the ranks can never
 disagree. The per-step sums also give the global training loss for free: one small allreduce
 of ``[loss_sum, samples, grads_overflowed, loss_not_finite_on_rank_0, ..._1, ...]``.
+
+fp16 (GPU): ``mxnet.contrib.amp.init()`` casts inside the graph (the runner calls it before the
+model is built) and :class:`LossScaler` does the dynamic loss scaling here, rather than
+``amp.init_trainer``'s hidden check, so that the overflow decision is the all-rank one above
+and the same code is exercised (with scale 1) on CPU.
 """
 import random
 import time
