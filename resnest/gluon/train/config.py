@@ -44,7 +44,7 @@ class TrainConfig:
     final_drop: Optional[float] = None
     jitter: float = 0.4
     lighting: float = 0.1
-    min_random_area: float = 0.08
+    min_random_area: Optional[float] = None  # None: the loader's (0.08; 0.1 at >= 320)
     no_mirror: bool = False
     dtype: str = "float32"
     no_cuda: bool = False
@@ -131,8 +131,9 @@ def build_parser():
     a("--final-drop", type=float, default=None)
     a("--jitter", type=float, default=0.4, help="colour-jitter strength")
     a("--lighting", type=float, default=0.1, help="PCA-lighting std")
-    a("--min-random-area", type=float, default=0.08,
-      help="smallest area fraction of the random crop (larger for small centred objects)")
+    a("--min-random-area", type=float, default=None,
+      help="smallest area fraction of the random crop (default 0.08, 0.1 for inputs >= 320; "
+           "larger for small centred objects)")
     a("--no-mirror", action="store_true", help="no random horizontal flips (e.g. digits)")
     a("--dtype", default="float32", choices=["float32", "float16"],
       help="float16 = MXNet AMP with dynamic loss scaling (GPU only)")
