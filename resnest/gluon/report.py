@@ -36,13 +36,16 @@ def demo_report(run_dir, train_dir, verify_json, bench_json=None, total_s=None, 
     last = epochs[-1]
     with open(verify_json) as f:
         verify = json.load(f)
+    with open(os.path.join(train_dir, "config.json")) as f:
+        config = json.load(f)
     evaluated = [e for e in epochs if e.get("top1") is not None]
     lines = [
         "=" * 72,
         f"ResNeSt demo report   run folder: {run_dir}",
         "=" * 72,
         f"model {verify['model']} at {verify['crop_size']}x{verify['crop_size']}, "
-        f"{len(epochs)} epochs on {last.get('samples', '?')} training digits",
+        f"{len(epochs)} epochs on {config['train_samples']} training images "
+        f"({config['workers']} ranks, {last['samples']} samples per epoch incl. wrap-around)",
         f"held-out digits (verify.py): top-1 {verify['top1']:.2f}%  top-5 {verify['top5']:.2f}%"
         f"  on {verify['images']} images",
     ]
