@@ -7,7 +7,6 @@ hosts), the authors' release. A download goes to a temporary file and is renamed
 sha1 matches; a file lock makes concurrent callers (Horovod ranks) download once.
 """
 import fcntl
-import hashlib
 import os
 import shutil
 import tempfile
@@ -16,6 +15,7 @@ import zipfile
 
 import mxnet as mx
 
+from .checksum import file_digest
 from .errors import UserError
 from .pretrained import PRETRAINED
 
@@ -35,13 +35,9 @@ def store_root(root=None):
     return os.path.expanduser(root)
 
 
-def sha1_file(path, chunk=1 << 20):
+def sha1_file(path):
     """Hex sha1 of a file."""
-    digest = hashlib.sha1()
-    with open(path, "rb") as f:
-        for block in iter(lambda: f.read(chunk), b""):
-            digest.update(block)
-    return digest.hexdigest()
+    return file_digest(path, "sha1")
 
 
 def weight_urls(name):

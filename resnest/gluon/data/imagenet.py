@@ -11,12 +11,12 @@ Resumable: each class is extracted into ``<wnid>.partial`` and renamed when comp
 skips finished classes; the validation set is finished as a whole the same way; verified
 archive checksums are remembered in ``.checksums.json`` beside the outputs.
 """
-import hashlib
 import json
 import os
 import shutil
 import tarfile
 
+from ..checksum import file_digest
 from ..errors import UserError
 
 ARCHIVES = {
@@ -38,12 +38,8 @@ def archive_paths(download_dir):
     return paths
 
 
-def md5sum(path, chunk=1 << 22):
-    digest = hashlib.md5()
-    with open(path, 'rb') as fin:
-        for block in iter(lambda: fin.read(chunk), b''):
-            digest.update(block)
-    return digest.hexdigest()
+def md5sum(path):
+    return file_digest(path, 'md5')
 
 
 def verify_checksums(paths, state_file):
