@@ -108,13 +108,20 @@ class FolderLoader:
         self._valid = [max(0, min(batch_size, len(share) - i * batch_size))
                        for i in range(batches)]
         self.num_samples = len(share)
-        self._workers = num_workers
+        self._workers, self._start = num_workers, 0
 
     def __len__(self):
         return len(self._batches)
 
+    def set_epoch(self, epoch, start_batch=0):
+        """Start the next iteration at batch ``start_batch`` (the epoch changes nothing)."""
+        self._start = int(start_batch)
+
     def __iter__(self):
-        loader = mx.gluon.data.DataLoader(self._samples, batch_sampler=self._batches,
+        batches, counts = self._batches[self._start:], self._valid[self._start:]
+        if not batches:
+            return
+        loader = mx.gluon.data.DataLoader(self._samples, batch_sampler=batches,
                                           num_workers=self._workers if self._workers > 1 else 0)
-        for (data, label), valid in zip(loader, self._valid):
+        for (data, label), valid in zip(loader, counts):
             yield data, label, valid

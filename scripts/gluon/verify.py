@@ -43,7 +43,9 @@ def parse_args(argv):
     p.add_argument("--dtype", default="float32",
                    choices=("float32", "float16", "bfloat16", "int8"))
     p.add_argument("--calib-batches", type=int, default=4,
-                   help="int8: batches of the data used for calibration")
+                   help="int8: batches of the data, spread over it, for entropy calibration")
+    p.add_argument("--calib-mode", default="entropy", choices=("entropy", "naive"),
+                   help="int8 calibration: KL-divergence thresholds (slow, accurate) or min/max")
     p.add_argument("-j", "--num-workers", type=int, default=4, help="decoding processes")
     p.add_argument("--json", metavar="FILE", help="write the results here")
     p.add_argument("--no-progress", action="store_true")
@@ -113,6 +115,18 @@ def _loader(args, crop, ratio, interp, info, rank, size):
     return loader, classes
 
 
+def _calibration_batches(loader, count):
+    """``count`` batches spread evenly over the data (record files are often in class order),
+    skipping the batches in between without decoding them."""
+    step = max(1, len(loader) // max(1, count))
+    batches = []
+    for start in range(0, min(len(loader), step * count), step):
+        loader.set_epoch(0, start_batch=start)
+        batches.append(next(iter(loader)))
+    loader.set_epoch(0, start_batch=0)
+    return batches
+
+
 def main(argv=None):
     threads = own_threads()
     args = parse_args(argv)
@@ -130,11 +144,9 @@ def main(argv=None):
     if data_classes > classes:
         raise UserError(f"the data has {data_classes} classes but the model predicts "
                         f"{classes}; pass the weights trained on this data with --resume.")
-    calib = None
-    if args.dtype == "int8":
-        calib = [batch for _, batch in zip(range(args.calib_batches), loader)]
+    calib = _calibration_batches(loader, args.calib_batches) if args.dtype == "int8" else None
     net = optimize(net, args.dtype, ctx=ctx, calib_data=calib, input_size=crop,
-                   batch_size=args.batch_size)
+                   batch_size=args.batch_size, calib_mode=args.calib_mode)
 
     progress = None
     if rank == 0 and not args.no_progress:
