@@ -179,8 +179,8 @@ class _PeerDist(Dist):
         super().__init__(0, 2, 0, mx.cpu(), True)
         self.peer = np.asarray(peer, dtype=np.float64)
 
-    def allreduce_sum(self, values, name):
-        return super().allreduce_sum(values, name) + self.peer
+    def allreduce_start(self, values, name):
+        return super().allreduce_start(values, name) + mx.nd.array(self.peer, dtype="float64")
 
 
 def _tiny(classes=4, lr=0.1):
@@ -381,3 +381,15 @@ def test_finite_check_handles_hundreds_of_gradients():
     assert _grads_finite(params).asscalar() == 1
     params[401] = P(float("inf"))
     assert _grads_finite(params).asscalar() == 0
+
+
+def test_fp32_overflow_stops_and_fp16_skips_in_the_epoch_loop():
+    net, trainer = _tiny()
+    x, y = _batch(8)
+    recipe = Recipe(classes=4, num_epochs=2, base_lr=0.1)
+    peer = _PeerDist([0, 8, 1, 0, 0])  # the other rank's gradients overflowed every step
+    with pytest.raises(TrainingDiverged, match="gradients are not finite at epoch 0 step 0"):
+        train_epoch(net, trainer, peer, _ListLoader([(x, y, 8)] * 2), recipe, 0)
+    scaler = LossScaler(dynamic=True, init_scale=1024)
+    stats = train_epoch(net, trainer, peer, _ListLoader([(x, y, 8)] * 3), recipe, 0, scaler)
+    assert stats["skipped_steps"] == 3 and scaler.scale == 128

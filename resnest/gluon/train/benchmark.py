@@ -9,12 +9,9 @@ import statistics
 import time
 
 import mxnet as mx
-import numpy as np
 from mxnet import autograd
 
-from .engine import LossScaler, train_step
-from .losses import draw_mixup_lam
-from .schedule import learning_rate
+from .engine import LossScaler, Recipe, train_epoch
 
 __all__ = ["time_rounds", "minimal_loop", "recipe_loop", "loader_rate"]
 
@@ -32,18 +29,29 @@ def minimal_loop(net, trainer, x, y, steps):
     return time.perf_counter() - start
 
 
+class _Repeat:
+    """A loader yielding one in-memory batch ``steps`` times."""
+
+    def __init__(self, x, y, steps):
+        self.x, self.y, self.steps = x, y, steps
+
+    def set_epoch(self, epoch, start_batch=0):
+        pass
+
+    def __len__(self):
+        return self.steps
+
+    def __iter__(self):
+        return ((self.x, self.y, self.x.shape[0]) for _ in range(self.steps))
+
+
 def recipe_loop(net, trainer, dist, x, y, steps, classes, monitor=None, log_interval=10):
-    """``steps`` recipe steps (mixup + smoothing + schedule + global stats + metrics hook)."""
-    rng, scaler = np.random.RandomState(0), LossScaler()
+    """``steps`` steps of the real epoch loop (mixup, smoothing, warm-up/cosine LR, global
+    sums, the metrics hook) on one in-memory batch; returns seconds."""
+    recipe = Recipe(classes=classes, num_epochs=10, base_lr=0.1, warmup_epochs=1,
+                    smoothing_eps=0.1, mixup_alpha=0.2, log_interval=log_interval)
     start = time.perf_counter()
-    for i in range(steps):
-        trainer.set_learning_rate(learning_rate(100 + i, 1000, 10, 0.1))
-        res = train_step(net, trainer, dist, x, y, classes, 0.1, draw_mixup_lam(rng, 0.2),
-                         scaler)
-        if monitor is not None:
-            monitor.beat()
-            if (i + 1) % log_interval == 0:
-                monitor.step(0, i, steps, res.loss_sum / res.samples, 0.1, 1.0, 1.0)
+    train_epoch(net, trainer, dist, _Repeat(x, y, steps), recipe, 2, LossScaler(), monitor)
     mx.nd.waitall()
     return time.perf_counter() - start
 

@@ -39,9 +39,9 @@ class Dist:
     is_root: bool
     hvd: Any = None
 
-    def allreduce_sum(self, values, name):
-        """Element-wise sum of a small vector (numpy-like or NDArray) over all ranks, returned
-        as a float64 numpy vector; the one place a step waits for the engine."""
+    def allreduce_start(self, values, name):
+        """Start summing a small vector (numpy-like or NDArray) over all ranks; returns a
+        float64 NDArray that is ready when read (``.asnumpy()`` waits)."""
         if isinstance(values, mx.nd.NDArray):
             values = values.reshape((-1,)).astype("float64")
         else:
@@ -49,7 +49,11 @@ class Dist:
                                  dtype="float64")
         if self.hvd is not None:
             values = self.hvd.allreduce(values, average=False, name=name)
-        return values.asnumpy()
+        return values
+
+    def allreduce_sum(self, values, name):
+        """Element-wise sum over all ranks, waited for, as a float64 numpy vector."""
+        return self.allreduce_start(values, name).asnumpy()
 
     def broadcast_parameters(self, params):
         """Copy rank 0's values of ``params`` (a ParameterDict) to every rank."""
