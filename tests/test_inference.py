@@ -51,9 +51,10 @@ def test_int8_logits_close_to_float32():
     import json
     nodes = json.loads(q._cached_graph[1].tojson())["nodes"]
     convs = [n["name"] for n in nodes if n["op"] == "_sg_mkldnn_conv"]
-    # The excluded stem conv stays float32; the block convolutions are int8.
-    assert not convs[0].startswith("quantized_")
-    assert sum(c.startswith("quantized_") for c in convs) >= len(convs) - 2
+    # The first stem conv and the 4 x 3 split-attention convs stay float32; the other 14
+    # (2 stem, 4 x (1x1 in, 1x1 out), 4 shortcuts) are int8.
+    assert len(convs) == 27 and not convs[0].startswith("quantized_")
+    assert sum(c.startswith("quantized_") for c in convs) == 14
 
 
 def test_int8_without_calibration_data_is_a_user_error():
