@@ -6,7 +6,6 @@ BIN     := $(VENV)/bin
 PIP     := $(BIN)/pip install --disable-pip-version-check -c constraints.txt
 STAMP   := $(VENV)/.installed
 HVD_STAMP := $(VENV)/.horovod
-THREADS ?= $(shell nproc)
 
 .PHONY: setup demo test test-all benchmark clean-venv
 
@@ -21,7 +20,8 @@ $(STAMP): setup.py constraints.txt
 	touch $@
 
 # Horovod is compiled against the installed MXNet (about 4 minutes on 2 cores); Gloo, no MPI.
-$(HVD_STAMP): $(STAMP)
+# Rebuilt only when the pins change (order-only on the venv), not on every setup.py edit.
+$(HVD_STAMP): constraints.txt | $(STAMP)
 	$(PIP) -q cmake packaging psutil pyyaml cloudpickle
 	HOROVOD_WITH_MXNET=1 HOROVOD_WITH_GLOO=1 HOROVOD_WITHOUT_MPI=1 \
 	HOROVOD_WITHOUT_TENSORFLOW=1 HOROVOD_WITHOUT_PYTORCH=1 \
@@ -31,13 +31,13 @@ $(HVD_STAMP): $(STAMP)
 
 # The authors' published Gluon code (resnest 0.0.5), unpacked, not installed: the equivalence
 # tests and benchmark.py compare against it side by side (see resnest/gluon/reference.py).
-$(REF): $(STAMP)
+$(REF): | $(STAMP)
 	$(BIN)/pip download -q --no-deps resnest==0.0.5 -d $(VENV)/reference
 	cd $(VENV)/reference && ../bin/python -m zipfile -e resnest-0.0.5-py3-none-any.whl .
 	test -f $@
 
 demo: setup
-	OMP_NUM_THREADS=$(THREADS) $(BIN)/python scripts/demo.py
+	$(BIN)/python scripts/demo.py
 
 test: setup
 	$(BIN)/python -m pytest -q -m "not slow" tests

@@ -14,6 +14,6 @@ setup(
     extras_require={
         "cpu": ["mxnet==1.9.1"],
         "train": ["gluoncv==0.10.5.post0", "matplotlib", "scikit-learn", "scipy", "pandas"],
-        "test": ["pytest", "pytest-timeout", "onnx", "onnxruntime"],
+        "test": ["pytest", "pytest-timeout", "onnx", "onnxruntime"],  # pinned in constraints.txt
     },
 )

@@ -41,11 +41,15 @@ def stage(number, total, title):
     print(f"\n=== [{number}/{total}] {title} ===", flush=True)
 
 
-def run(cmd, env=None):
-    """Run one stage's command, streaming its output; stop the demo if it fails."""
+def run(cmd):
+    """Run one stage's command, streaming its output; stop the demo if it fails.
+
+    Each script sets its own thread count (``resnest.gluon.threads``): the training ranks
+    share the cores, verify and benchmark take them all.
+    """
     print("$ " + " ".join(cmd), flush=True)
     start = time.time()
-    code = subprocess.call(cmd, env=env, cwd=REPO)
+    code = subprocess.call(cmd, cwd=REPO)
     if code != 0:
         from resnest.gluon.errors import UserError
         raise UserError(f"stage command failed with exit code {code}: {' '.join(cmd)}")
@@ -97,7 +101,6 @@ def main(argv=None):
     rec = prepare_data(args, py)
     out = new_run_dir(args.runs_dir)
     print(f"\nrun folder: {out}")
-    env = dict(os.environ, OMP_NUM_THREADS=str(max(1, (os.cpu_count() or 2) // args.ranks)))
 
     stage(3, 6, f"train {args.model} with horovodrun -np {args.ranks} --gloo (CPU)")
     train_dir = os.path.join(out, "train")
@@ -110,7 +113,7 @@ def main(argv=None):
                    "--last-gamma", "--no-wd", "--label-smoothing", "--mixup",
                    "--mixup-off-epoch", str(max(1, args.epochs // 4)), "--seed", "0",
                    "--eval-frequency", str(max(1, args.epochs // 4)), "--data-nthreads", "1",
-                   "--save-dir", train_dir, "--no-progress", "--log-interval", "20"], env=env)
+                   "--save-dir", train_dir, "--no-progress", "--log-interval", "20"])
     params = os.path.join(train_dir, f"imagenet-{args.model}-{args.epochs - 1}.params")
 
     stage(4, 6, "verify the final checkpoint on the held-out digits")

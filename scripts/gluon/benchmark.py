@@ -15,15 +15,9 @@ import json
 import os
 import sys
 
+from resnest.gluon.threads import own_threads
+
 _ROOT = os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "..")
-
-
-def own_threads():
-    """Set ``OMP_NUM_THREADS`` to the cores this process may use, before MXNet is imported
-    (MXNet reads it once at start-up and otherwise runs a single thread here)."""
-    if "OMP_NUM_THREADS" not in os.environ:
-        os.environ["OMP_NUM_THREADS"] = str(len(os.sched_getaffinity(0)))
-    return int(os.environ["OMP_NUM_THREADS"])
 
 
 def parse_args(argv):

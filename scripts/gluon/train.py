@@ -9,17 +9,7 @@
 ``OMP_NUM_THREADS`` is set, each rank uses its share of the machine's cores (MXNet would
 otherwise run one thread per process).
 """
-import os
-
-
-def own_threads():
-    """Set ``OMP_NUM_THREADS`` to cores / local ranks before MXNet is imported (it reads the
-    variable once at start-up)."""
-    if "OMP_NUM_THREADS" not in os.environ:
-        cores = len(os.sched_getaffinity(0))
-        local = int(os.environ.get("HOROVOD_LOCAL_SIZE",
-                                   os.environ.get("OMPI_COMM_WORLD_LOCAL_SIZE", "1")))
-        os.environ["OMP_NUM_THREADS"] = str(max(1, cores // max(1, local)))
+from resnest.gluon.threads import own_threads
 
 
 def main(argv=None):

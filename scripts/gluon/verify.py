@@ -13,18 +13,9 @@ import json
 import os
 import sys
 
+from resnest.gluon.threads import own_threads
+
 _ROOT = os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "..")
-
-
-def own_threads():
-    """Set ``OMP_NUM_THREADS`` to this process's share of its cores, before MXNet is imported
-    (MXNet reads it once at start-up and otherwise runs a single thread here)."""
-    if "OMP_NUM_THREADS" not in os.environ:
-        cores = len(os.sched_getaffinity(0))
-        local = int(os.environ.get("HOROVOD_LOCAL_SIZE",
-                                   os.environ.get("OMPI_COMM_WORLD_LOCAL_SIZE", "1")))
-        os.environ["OMP_NUM_THREADS"] = str(max(1, cores // max(1, local)))
-    return int(os.environ["OMP_NUM_THREADS"])
 
 
 def parse_args(argv):
