@@ -30,7 +30,7 @@ def parse_args(argv):
     p.add_argument("--input-size", type=int, default=32)
     p.add_argument("--epochs", type=int, default=12)
     p.add_argument("--batch-size", type=int, default=32, help="per rank")
-    p.add_argument("--lr", type=float, default=0.05, help="per rank")
+    p.add_argument("--lr", type=float, default=0.02, help="per rank")
     p.add_argument("--ranks", type=int, default=2)
     p.add_argument("--benchmark-dtypes", nargs="+", default=["float32", "bfloat16", "int8"])
     p.add_argument("--skip-benchmark", action="store_true")
