@@ -85,15 +85,20 @@ class StepResult:
     overflow: bool = False
 
 
-def _grads_finite(params, chunk=128):
-    """NDArray ``[1.]`` when every gradient is finite, else ``[0.]`` (no wait). One fused check
-    per ``chunk`` arrays: the operator reads past its argument table beyond ~200 inputs."""
+def _grads_finite(params, chunk=64):
+    """NDArray ``[1.]`` when every gradient is finite, else ``[0.]`` (no wait).
+
+    A NaN or Inf in any gradient makes the sum of all gradients NaN or Inf, so one finiteness
+    test of that sum answers for all (``multi_all_finite`` reads past its argument table
+    beyond ~200 arrays). It reads every gradient, about 0.1 s per step for ResNeSt-14 on this
+    CPU, so only loss-scaled (fp16) steps pay for it; see :func:`train_step`.
+    """
     grads = [p.grad() for p in params if p.grad_req != "null"]
-    flag = mx.nd.ones((1,), ctx=grads[0].context)
+    total = mx.nd.zeros((1,), ctx=grads[0].context, dtype="float32")
     for i in range(0, len(grads), chunk):
-        part = grads[i:i + chunk]
-        mx.nd.multi_all_finite(*part, num_arrays=len(part), init_output=False, out=flag)
-    return flag
+        sums = [g.sum().astype("float32").reshape((1,)) for g in grads[i:i + chunk]]
+        total = mx.nd.add_n(total, *sums)
+    return mx.nd.contrib.isfinite(total)
 
 
 def train_step(net, trainer, dist, data, label, classes, smoothing_eps=0.0, mixup_lam=None,
@@ -137,12 +142,17 @@ def train_step(net, trainer, dist, data, label, classes, smoothing_eps=0.0, mixu
     # One vector, one allreduce, one wait per step:
     # [loss_sum, samples, grads_overflowed, loss_not_finite on rank 0, on rank 1, ...]
     with autograd.pause():
+        # fp32 cannot overflow the way a scaled fp16 loss does; a non-finite gradient there
+        # makes the loss non-finite by the next step, which stops the run. Only loss-scaled
+        # steps check every gradient (it costs a small model ~40% of its CPU step).
+        grads_ok = (_grads_finite(trainer._params) if scaler.dynamic
+                    else mx.nd.ones((1,), ctx=loss.context))
         loss_sum = loss.sum().reshape((1,))
         bad = 1 - mx.nd.contrib.isfinite(loss_sum)
         rank_hot = mx.nd.one_hot(mx.nd.array([dist.rank], ctx=loss.context), dist.size)
         local = mx.nd.concat(mx.nd.where(bad, mx.nd.zeros_like(loss_sum), loss_sum),
                              mx.nd.full((1,), data.shape[0], ctx=loss.context),
-                             1 - _grads_finite(trainer._params), rank_hot.reshape((-1,)) * bad,
+                             1 - grads_ok, rank_hot.reshape((-1,)) * bad,
                              dim=0)
     if not wait:
         pending = PendingStep(dist.allreduce_start(local, name))
