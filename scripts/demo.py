@@ -9,7 +9,6 @@ fresh folder under ``runs/`` and nothing is overwritten.
 """
 import argparse
 import datetime
-import json
 import os
 import subprocess
 import sys

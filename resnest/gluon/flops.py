@@ -31,7 +31,7 @@ def count_macs(net, input_size=224, in_channels=3):
     nodes = json.loads(internals.tojson())["nodes"]
     total = 0
     for node in nodes:
-        op, attrs = node["op"], node.get("attrs", {})
+        op = node["op"]
         if op not in ("Convolution", "FullyConnected"):
             continue
         out = shapes[node["name"] + "_output"]

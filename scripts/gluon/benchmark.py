@@ -12,13 +12,9 @@ batch, img/s, the speed-up over each baseline, parameters and GFLOPs.
 import argparse
 import csv
 import json
-import os
 import sys
 
 from resnest.gluon.threads import own_threads
-
-_ROOT = os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "..")
-
 
 def parse_args(argv):
     p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
@@ -113,7 +109,6 @@ def _chart(rows, path):
 def main(argv=None):
     threads = own_threads()
     args = parse_args(argv)
-    sys.path.insert(0, os.path.abspath(_ROOT))
     import mxnet as mx
     ctx = mx.gpu(0) if args.num_gpus > 0 else mx.cpu()
     rows = []
@@ -140,6 +135,5 @@ def main(argv=None):
 
 if __name__ == "__main__":
     own_threads()
-    sys.path.insert(0, os.path.abspath(_ROOT))
     from resnest.gluon.errors import run_cli
     run_cli(main, sys.argv[1:])

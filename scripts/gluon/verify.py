@@ -15,9 +15,6 @@ import sys
 
 from resnest.gluon.threads import own_threads
 
-_ROOT = os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "..")
-
-
 def parse_args(argv):
     p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     p.add_argument("--model", required=True, help="registered model name, e.g. resnest50")
@@ -67,7 +64,6 @@ def _settings(args):
 
 
 def _build_net(args, ctx):
-    import mxnet as mx
     from resnest.gluon import UserError, get_model
     from resnest.gluon.store import get_model_file, load_weights, read_params
     if args.resume:
@@ -121,7 +117,6 @@ def _calibration_batches(loader, count):
 def main(argv=None):
     threads = own_threads()
     args = parse_args(argv)
-    sys.path.insert(0, os.path.abspath(_ROOT))
     import mxnet as mx
     from resnest.gluon import UserError
     from resnest.gluon.evaluate import evaluate
@@ -177,6 +172,5 @@ def main(argv=None):
 
 if __name__ == "__main__":
     own_threads()
-    sys.path.insert(0, os.path.abspath(_ROOT))
     from resnest.gluon.errors import run_cli
     run_cli(main, sys.argv[1:])
