@@ -40,10 +40,10 @@ demo: setup
 	$(BIN)/python scripts/demo.py
 
 test: setup
-	$(BIN)/python -m pytest -q -m "not slow" tests
+	RESNEST_REQUIRE_REFERENCE=1 $(BIN)/python -m pytest -q -m "not slow" tests
 
 test-all: setup
-	$(BIN)/python -m pytest -q tests
+	RESNEST_REQUIRE_REFERENCE=1 $(BIN)/python -m pytest -q tests
 
 clean-venv:
 	rm -rf $(VENV)

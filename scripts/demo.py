@@ -16,6 +16,7 @@ import time
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 REPO = os.path.dirname(HERE)
+sys.path.insert(0, REPO)                                   # tools/
 
 
 def parse_args(argv):
@@ -50,7 +51,7 @@ def run(cmd):
     start = time.time()
     code = subprocess.call(cmd, cwd=REPO)
     if code != 0:
-        from resnest.gluon.errors import UserError
+        from resnest.gluon.utils.errors import UserError
         raise UserError(f"stage command failed with exit code {code}: {' '.join(cmd)}")
     return time.time() - start
 
@@ -129,7 +130,7 @@ def main(argv=None):
              "--dtypes"] + args.benchmark_dtypes + ["--classes", "10", "--json", bench_json,
                                                     "--chart", os.path.join(out, "latency.png")])
     stage(6, 6, "report")
-    from resnest.gluon.report import demo_report
+    from tools.report import demo_report
     text = demo_report(out, train_dir, verify_json, bench_json if not args.skip_benchmark
                        else None, total_s=time.time() - t0, train_s=train_s)
     print(text)
@@ -139,6 +140,5 @@ def main(argv=None):
 
 
 if __name__ == "__main__":
-    sys.path.insert(0, REPO)
-    from resnest.gluon.errors import run_cli
+    from resnest.gluon.utils.cli import run_cli
     run_cli(main)

@@ -8,7 +8,7 @@ import mxnet as mx
 import numpy as np
 import pytest
 
-from resnest.gluon.benchmark import percentile, summarize, time_calls, time_interleaved
+from tools.timing import percentile, summarize, time_calls, time_interleaved
 
 from conftest import REPO
 

@@ -20,7 +20,11 @@ SCRIPT = os.path.join(ROOT, 'scripts', 'dataset', 'im2rec.py')
 
 
 def im2rec(*argv):
-    return runpy.run_path(SCRIPT)['main'](list(argv))
+    """The script's exit code for ``argv``, as from the command line (errors included)."""
+    from resnest.gluon.utils.cli import run_cli
+    with pytest.raises(SystemExit) as exit_info:
+        run_cli(runpy.run_path(SCRIPT)['main'], list(argv))
+    return exit_info.value.code
 
 
 @pytest.fixture(scope='module')

@@ -1,10 +1,12 @@
 """optimize(): each dtype path returns float32 logits that agree with the float32 model."""
+import json
+
 import mxnet as mx
 import numpy as np
 import pytest
 
 from resnest.gluon import UserError, get_model
-from resnest.gluon.inference import calibration_batches, optimize
+from resnest.gluon.inference import bfloat16_supported, calibration_batches, optimize
 
 from conftest import randomize_bn
 
@@ -37,18 +39,35 @@ def test_float32_fused_matches_imperative():
     np.testing.assert_allclose(fast(x[:1]).asnumpy(), ref[:1], rtol=1e-4, atol=1e-5)
 
 
-def test_int8_logits_close_to_float32():
-    a, b, x = _pair(size=48, random_bn=False)
-    calib = [mx.nd.random.uniform(shape=(4, 3, 48, 48)) for _ in range(3)]
-    ref = a(x).asnumpy()
-    q = optimize(b, "int8", calib_data=calib, input_size=48, batch_size=4, calib_mode="naive")
-    out = q(x).asnumpy()
-    assert out.dtype == np.float32 and out.shape == ref.shape
-    # An untrained 8-channel net is int8's worst case; a trained model's agreement on real
-    # images is checked by the slow test in test_verify.py.
-    err = np.abs(out - ref).max() / np.abs(ref).max()
-    assert 0 < err < 0.35
-    import json
+def _copy(net, classes=10):
+    other = get_model("resnest_tiny", classes=classes)
+    other.initialize()
+    other(mx.nd.zeros((1, 3, 32, 32)))
+    for key, param in other._collect_params_with_prefix().items():
+        param.set_data(net._collect_params_with_prefix()[key].data())
+    return other
+
+
+def _agreement(fast, net, batches):
+    got = np.concatenate([fast(x).asnumpy()[:v].argmax(1) for x, _, v in batches])
+    want = np.concatenate([net(x).asnumpy()[:v].argmax(1) for x, _, v in batches])
+    labels = np.concatenate([y.asnumpy()[:v] for _, y, v in batches])
+    return (got == want).mean(), (want == labels).mean()
+
+
+def test_int8_predicts_like_float32_on_real_held_out_digits(digits_net, digits_data):
+    _, train, val = digits_data
+    calib = train[::5]                                         # every class (class order)
+    q = optimize(_copy(digits_net), "int8", calib_data=calib, input_size=32, batch_size=64,
+                 calib_mode="naive")
+    agree, top1 = _agreement(q, digits_net, val)
+    assert top1 > 0.8                                          # the float32 model has learnt
+    # An 8-channel net at 32 px is int8's hard case: 94-97% measured here; the 99% figure
+    # belongs to the 64-px model of the int8 sensitivity study (tests/test_int8.py).
+    assert agree >= 0.9, agree
+    labels = np.concatenate([y.asnumpy()[:v] for _, y, v in val])
+    got = np.concatenate([q(x).asnumpy()[:v].argmax(1) for x, _, v in val])
+    assert (got == labels).mean() >= top1 - 0.05
     nodes = json.loads(q._cached_graph[1].tojson())["nodes"]
     convs = [n["name"] for n in nodes if n["op"] == "_sg_mkldnn_conv"]
     # The first stem conv and the 4 x 3 split-attention convs stay float32; the other 14
@@ -81,14 +100,18 @@ def test_calibration_batches_take_data_from_loader_tuples():
     assert len(out) == 1
 
 
-def test_bfloat16_runs_or_explains():
-    from resnest.gluon.inference import bfloat16_supported
-    a, b, x = _pair()
-    if not bfloat16_supported():
-        with pytest.raises(UserError, match="bfloat16"):
-            optimize(b, "bfloat16", input_size=32, batch_size=4)
-        return
-    ref = a(x).asnumpy()
-    out = optimize(b, "bfloat16", input_size=32, batch_size=4)(x).asnumpy()
-    assert out.dtype == np.float32
-    assert (out.argmax(1) == ref.argmax(1)).mean() >= 0.75
+@pytest.mark.skipif(bfloat16_supported(), reason="this CPU runs bfloat16 (AVX-512 bf16); "
+                    "the refusal is only reachable on CPUs without it")
+def test_bfloat16_is_refused_with_one_sentence_where_the_cpu_cannot_run_it():
+    _, b, _ = _pair()
+    with pytest.raises(UserError, match="bfloat16"):
+        optimize(b, "bfloat16", input_size=32, batch_size=4)
+
+
+@pytest.mark.skipif(not bfloat16_supported(), reason="oneDNN cannot run bfloat16 "
+                    "convolutions on this CPU (no AVX-512 bf16)")
+def test_bfloat16_predicts_like_float32_on_real_held_out_digits(digits_net, digits_data):
+    fast = optimize(_copy(digits_net), "bfloat16", input_size=32, batch_size=64)
+    assert fast(digits_data[2][0][0]).dtype == np.float32
+    agree, _ = _agreement(fast, digits_net, digits_data[2])
+    assert agree >= 0.97, agree

@@ -4,8 +4,9 @@ import numpy as np
 import pytest
 from mxnet import autograd
 
-from conftest import randomize_bn
+from conftest import authors_package, randomize_bn
 from resnest.gluon import DropBlock, SplitAttentionConv, get_model, set_drop_prob
+from resnest.gluon.train.schedule import dropblock_prob
 
 
 @pytest.mark.parametrize("radix,groups", [(1, 1), (2, 1), (4, 1), (1, 2), (2, 2), (4, 2), (3, 2)])
@@ -37,44 +38,94 @@ def test_split_attention_is_a_convex_mix_of_the_splits():
     assert not np.allclose(out, act[:, :8])
 
 
-def _drop_fraction(block, x):
+def _train(block, x):
     with autograd.record(train_mode=True):
-        out = block(x)
-    return (out.asnumpy() == 0).mean(), out
+        return block(x).asnumpy()
+
+
+def _draws(block, shape, n):
+    """``n`` training outputs of ``block`` on ones of ``shape``."""
+    return np.stack([_train(block, mx.nd.ones(shape)) for _ in range(n)])
+
+
+@pytest.mark.parametrize("size", [14, 7])
+def test_batch_mode_matches_the_authors_dropblock(size):
+    """Default mode against the authors' layer (resnest 0.0.5 dropblock.py), same p and map:
+    one mask for the whole batch, drawn per channel; the same drop rate and the same
+    per-position drop frequency (block centres anywhere, clipped at the border); kept values
+    scaled by numel / kept."""
+    theirs = authors_package("dropblock").DropBlock(0.1, 3, 8, size, size)
+    theirs.initialize()
+    ours = DropBlock(0.1, 3)
+    ours.hybridize()
+    shape = (4, 8, size, size)
+    a, b = _draws(theirs, shape, 300), _draws(ours, shape, 300)
+    for out in (a, b):
+        assert (out[:, :1] == out).all()                        # shared by the batch
+        assert (out[:, 0, 0] != out[:, 0, 1]).any()             # not by the channels
+        kept = out[:, 0] > 0
+        np.testing.assert_allclose(out[:, 0].max(axis=(1, 2, 3)),
+                                   kept[0].size / kept.sum(axis=(1, 2, 3)), rtol=1e-5)
+    rate_a, rate_b = (a == 0).mean(), (b == 0).mean()
+    assert abs(rate_a - rate_b) < 0.15 * rate_a, (rate_a, rate_b)
+    freq_a, freq_b = (a == 0).mean(axis=(0, 1, 2)), (b == 0).mean(axis=(0, 1, 2))
+    assert np.abs(freq_a - freq_b).max() < 0.3 * freq_a.max(), (freq_a, freq_b)
+    # The other mode draws no centre where a block is cut: its corners drop far less often.
+    per_sample = _draws(DropBlock(0.1, 3, mode="sample"), shape, 300)
+    corner = (per_sample == 0).mean(axis=(0, 1, 2))[0, 0]
+    assert corner < 0.5 * freq_a[0, 0]
+
+
+def test_the_probability_ramp_is_the_authors_scheduler():
+    module = authors_package("dropblock")
+    net = mx.gluon.nn.HybridSequential()
+    net.add(module.DropBlock(0.0, 3, 4, 8, 8))
+    for num_epochs in (1, 5, 270):
+        scheduler = module.DropBlockScheduler(net, 0, 0.1, num_epochs)
+        for epoch in sorted({0, num_epochs // 2, num_epochs - 1} | ({1} if num_epochs > 1 else set())):
+            scheduler(epoch)
+            assert dropblock_prob(epoch, num_epochs, 0.1) == pytest.approx(net[0].drop_prob)
 
 
 @pytest.mark.parametrize("hybrid", [False, True])
-def test_dropblock_statistics(hybrid):
-    block = DropBlock(0.2, 3)
+def test_sample_mode_statistics(hybrid):
+    block = DropBlock(0.2, 3, mode="sample")
     if hybrid:
         block.hybridize()
-    x = mx.nd.ones((64, 4, 16, 16))
-    rate, out = _drop_fraction(block, x)
-    assert abs(rate - 0.2) < 0.05
-    out = out.asnumpy()
+    out = _train(block, mx.nd.ones((64, 4, 16, 16)))
+    assert abs((out == 0).mean() - 0.2) < 0.05
     # One mask per sample, shared by its channels; different between samples.
     assert (out[:, :1] == out).all()
     assert len({m.tobytes() for m in (out[:, 0] == 0)}) > 60
     # Kept activations are rescaled so each sample keeps its sum.
     np.testing.assert_allclose(out.sum(axis=(1, 2, 3)), 4 * 16 * 16, rtol=1e-4)
-    # Inference: exactly the identity.
+
+
+@pytest.mark.parametrize("mode", ["batch", "sample"])
+def test_identity_in_inference_and_on_maps_smaller_than_a_block(mode):
+    block = DropBlock(0.5, 3, mode=mode)
+    block.hybridize()
+    _train(block, mx.nd.ones((2, 3, 8, 8)))                     # traced in training first
     y = mx.nd.random.uniform(shape=(2, 3, 8, 8))
     np.testing.assert_array_equal(block(y).asnumpy(), y.asnumpy())
+    # A 2x2 map has nowhere a 3x3 block fits: it passes unchanged (the authors' divides by 0).
+    assert (_train(block, mx.nd.ones((8, 2, 2, 2))) == 1).all()
 
 
-def test_dropblock_is_size_agnostic_and_drops_squares():
-    block = DropBlock(0.1, 3)
+def test_blocks_are_squares_and_the_size_is_read_at_run_time():
+    block = DropBlock(0.1, 3, mode="sample")
     block.hybridize()
-    for size in (7, 20, 33):
-        rate, out = _drop_fraction(block, mx.nd.ones((32, 1, size, size)))
+    for size in (7, 20, 33):                                   # one block, any resolution
+        rate = (_train(block, mx.nd.ones((32, 1, size, size))) == 0).mean()
         assert 0.05 < rate < 0.15, size
-    # A map smaller than the block has nowhere a block fits: it passes unchanged.
-    assert _drop_fraction(block, mx.nd.ones((8, 2, 2, 2)))[0] == 0
-    # A single seed drops a whole 3x3 square: every zero has a full zero 3x3 around some pixel.
-    mask = out.asnumpy()[:, 0] == 0
-    dropped = np.argwhere(mask)
-    n, i, j = dropped[0]
-    assert mask[n, max(i - 2, 0):i + 3, max(j - 2, 0):j + 3].sum() >= 4
+    # Every dropped pixel lies in some fully dropped 3x3 square.
+    mask = _train(block, mx.nd.ones((16, 1, 20, 20)))[:, 0] == 0
+    full = np.zeros_like(mask)
+    for i in range(1, 19):
+        for j in range(1, 19):
+            square = mask[:, i - 1:i + 2, j - 1:j + 2].all(axis=(1, 2))
+            full[:, i - 1:i + 2, j - 1:j + 2] |= square[:, None, None]
+    assert mask.any() and (full == mask).all()
 
 
 def test_set_drop_prob_changes_a_hybridized_network_in_place():
@@ -92,5 +143,4 @@ def test_set_drop_prob_changes_a_hybridized_network_in_place():
     np.testing.assert_array_equal(before, again)            # p = 0: nothing random left
     set_drop_prob(net, 0.5)
     assert block.drop_prob == 0.5
-    rate, _ = _drop_fraction(block, mx.nd.ones((16, 2, 12, 12)))
-    assert rate > 0.3
+    assert (_train(block, mx.nd.ones((16, 2, 12, 12))) == 0).mean() > 0.3

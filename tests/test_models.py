@@ -1,5 +1,9 @@
 """Every registered model: builds, runs, matches its published parameter manifest, hybridizes,
-trains (gradients everywhere), saves and loads, exports."""
+trains (gradients everywhere), saves and loads, exports.
+
+The manifests and parameter counts in ``fixtures/`` are written by
+``fixtures/make_fixtures.py`` from the authors' release and GluonCV, not from these models."""
+import json
 import os
 
 import mxnet as mx
@@ -29,7 +33,9 @@ def test_forward_manifest_and_size(name):
     if name in PRETRAINED:
         with open(os.path.join(FIXTURES, "published_params", name + ".txt")) as f:
             assert manifest(net) == [line.strip() for line in f if line.strip()]
-        # Trainable parameters to the paper's 0.01 M.
+        with open(os.path.join(FIXTURES, "param_counts.json")) as f:
+            assert count_params(net) == json.load(f)[name]     # the other implementation's
+        # ... and the published figure to its 0.01 M.
         assert count_params(net) / 1e6 == pytest.approx(PRETRAINED[name].params_m, abs=0.006)
 
 

@@ -63,7 +63,11 @@ def make_archives(folder, per_class=3):
 
 
 def prepare(*argv):
-    return runpy.run_path(SCRIPT)['main'](list(argv) + ['--no-progress'])
+    """The script's exit code for ``argv``, as from the command line (errors included)."""
+    from resnest.gluon.utils.cli import run_cli
+    with pytest.raises(SystemExit) as exit_info:
+        run_cli(runpy.run_path(SCRIPT)['main'], list(argv) + ['--no-progress'])
+    return exit_info.value.code
 
 
 def test_extracts_sorted_wnid_folders_with_val_labels_from_devkit(tmp_path):

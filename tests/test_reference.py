@@ -1,24 +1,18 @@
 """Same weights, same logits: ours against the authors' published Gluon code (resnest 0.0.5)
 and GluonCV's copy (the only published Gluon resnest14/26), imperative and hybridized."""
-import os
-
 import mxnet as mx
 import numpy as np
 import pytest
 
-from conftest import randomize_bn
+from conftest import authors_package, randomize_bn
 from resnest.gluon import get_model
-from resnest.gluon import reference
+from tools import reference
 
 AUTHORS = ["resnest50", "resnest101", "resnest50_fast_1s1x64d", "resnest50_fast_2s1x64d",
            "resnest50_fast_4s1x64d", "resnest50_fast_1s2x40d", "resnest50_fast_2s2x40d",
            "resnest50_fast_4s2x40d", "resnest50_fast_1s4x24d",
            pytest.param("resnest200", marks=pytest.mark.slow),
            pytest.param("resnest269", marks=pytest.mark.slow)]
-
-needs_authors = pytest.mark.skipif(
-    not os.path.isdir(os.path.join(reference.authors_dir(), "resnest", "gluon")),
-    reason="the authors' resnest 0.0.5 is not unpacked (make setup does it)")
 
 
 def _same_logits(theirs, ours, size=64):
@@ -38,9 +32,9 @@ def _same_logits(theirs, ours, size=64):
         assert (got.argmax(1) == want.argmax(1)).all()
 
 
-@needs_authors
 @pytest.mark.parametrize("name", AUTHORS)
 def test_same_logits_as_authors(name):
+    authors_package()
     _same_logits(reference.authors_model(name), get_model(name))
 
 

@@ -1,5 +1,13 @@
-"""The weights store with fabricated .params files and a stubbed download."""
+"""The weights store against real HTTP servers laid out like the published buckets.
+
+The bucket layouts are not restated here: each server is laid out by the path format of the
+code that reads that bucket (GluonCV's ``model_store``, the authors' ``resnest.gluon.
+model_store``), and where possible that code itself downloads from the same server, so the
+test fails if our store asks for any other address than theirs.
+"""
+import functools
 import hashlib
+import http.server
 import os
 import threading
 import zipfile
@@ -8,126 +16,234 @@ import mxnet as mx
 import numpy as np
 import pytest
 
+from conftest import authors_package
 from resnest.gluon import UserError, get_model, store
 from resnest.gluon.pretrained import PRETRAINED, PretrainedInfo
 
 
+class Server:
+    """An HTTP server on 127.0.0.1 serving ``root``; records every path asked for."""
+
+    def __init__(self, root):
+        self.root, self.requests = str(root), []
+        requests = self.requests
+
+        class Handler(http.server.SimpleHTTPRequestHandler):
+            def log_request(self, *args):             # once per request, any status
+                requests.append(self.path)
+
+            def log_message(self, *args):
+                pass
+
+        handler = functools.partial(Handler, directory=self.root)
+        self.httpd = http.server.ThreadingHTTPServer(("127.0.0.1", 0), handler)
+        self.url = f"http://127.0.0.1:{self.httpd.server_address[1]}/"
+        threading.Thread(target=self.httpd.serve_forever, daemon=True).start()
+
+    def put(self, rel_path, data):
+        path = os.path.join(self.root, rel_path)
+        os.makedirs(os.path.dirname(path), exist_ok=True)
+        with open(path, "wb") as f:
+            f.write(data)
+
+    def close(self):
+        self.httpd.shutdown()
+        self.httpd.server_close()
+
+
 @pytest.fixture
-def fake_weights(tmp_path, monkeypatch):
-    """A registered-looking entry 'resnest14' whose sha1 is that of a file we make."""
-    net = get_model("resnest14")
+def server(tmp_path):
+    srv = Server(tmp_path / "www")
+    yield srv
+    srv.close()
+
+
+@pytest.fixture
+def env(tmp_path, monkeypatch):
+    """An empty store; no mirror; repositories unset."""
+    monkeypatch.setenv("MXNET_HOME", str(tmp_path / "home"))
+    for var in ("RESNEST_MODEL_REPO", "MXNET_GLUON_REPO", "ENCODING_REPO"):
+        monkeypatch.delenv(var, raising=False)
+    return tmp_path
+
+
+def _weights(tmp_path):
+    """A real (small) .params file: resnest_tiny's."""
+    net = get_model("resnest_tiny")
     net.initialize(mx.init.Xavier())
     net(mx.nd.zeros((1, 3, 32, 32)))
-    src = tmp_path / "src.params"
-    net.save_parameters(str(src))
-    sha1 = hashlib.sha1(src.read_bytes()).hexdigest()
-    info = PretrainedInfo("resnest14", sha1, 224, 75.75, 92.70, 10.61)
-    monkeypatch.setitem(PRETRAINED, "resnest14", info)
-    monkeypatch.setenv("MXNET_HOME", str(tmp_path / "home"))
-    monkeypatch.delenv("RESNEST_MODEL_REPO", raising=False)
-    return net, src, info
+    path = tmp_path / "weights.params"
+    net.save_parameters(str(path))
+    return net, path
 
 
-def _serve(monkeypatch, payload_for_url):
-    """Replace the network: ``payload_for_url(url)`` returns bytes or raises."""
-    calls = []
-
-    def fetch(url, dst, timeout=60):
-        calls.append(url)
-        data = payload_for_url(url)
-        with open(dst, "wb") as f:
-            f.write(data)
-    monkeypatch.setattr(store, "_fetch", fetch)
-    return calls
-
-
-def _zipped(path, name):
-    out = path.parent / (name + ".zip")
-    with zipfile.ZipFile(out, "w") as zf:
-        zf.write(path, name)
-    return out.read_bytes()
+def _publish(monkeypatch, name, params_path, hosts=None):
+    """Pretend ``name``'s published file is ``params_path``: patch its sha1 into our table and
+    return ``(stem, zip bytes holding stem.params)``, the published packaging."""
+    data = params_path.read_bytes()
+    sha1 = hashlib.sha1(data).hexdigest()
+    old = PRETRAINED.get(name) or PretrainedInfo(name, "0" * 40, 224, 0.0, None, 0.0, ("gluoncv",))
+    info = PretrainedInfo(name, sha1, old.crop_size, old.top1, old.top5, old.params_m,
+                          hosts or old.hosts)
+    monkeypatch.setitem(PRETRAINED, name, info)
+    zpath = params_path.parent / (info.stem + ".zip")
+    with zipfile.ZipFile(zpath, "w") as zf:
+        zf.writestr(info.stem + ".params", data)
+    return info, zpath.read_bytes()
 
 
-def test_store_root_follows_mxnet_home(tmp_path, monkeypatch):
-    monkeypatch.setenv("MXNET_HOME", str(tmp_path))
-    assert store.store_root() == os.path.join(str(tmp_path), "models")
-    assert store.store_root("/x/y") == "/x/y"
+def _gluoncv_store():
+    from gluoncv.model_zoo import model_store
+    return model_store
 
 
-def test_urls_honour_mirrors(monkeypatch):
-    monkeypatch.delenv("RESNEST_MODEL_REPO", raising=False)
-    monkeypatch.setenv("MXNET_GLUON_REPO", "https://mirror.example/")
-    urls = store.weight_urls("resnest50")
-    assert urls[0] == "https://mirror.example/gluon/models/resnest50-bcfefe1d.params.zip"
-    assert len(store.weight_urls("resnest50_fast_1s1x64d")) == 1     # authors' release only
-    monkeypatch.setenv("RESNEST_MODEL_REPO", "https://private/models")
-    assert store.weight_urls("resnest50") == ["https://private/models/resnest50-bcfefe1d.params.zip"]
+def _gluoncv_path(stem):
+    return _gluoncv_store()._url_format.format(repo_url="", file_name=stem)
 
 
-def test_download_good_file_then_cached(fake_weights, monkeypatch):
-    net, src, info = fake_weights
-    calls = _serve(monkeypatch, lambda url: _zipped(src, info.file_name))
-    loaded = get_model("resnest14", pretrained=True)
-    path = os.path.join(store.store_root(), info.file_name)
-    assert os.path.isfile(path) and len(calls) == 1
+def _authors_path(stem):
+    return authors_package('model_store')._url_format.format(repo_url="", file_name=stem)
+
+
+def test_default_repositories_and_variables_are_the_published_ones():
+    import inspect
+    gcv = _gluoncv_store()
+    variable, default, _ = store.HOSTS["gluoncv"]
+    assert default == gcv.apache_repo_url
+    assert f"'{variable}'" in inspect.getsource(gcv.get_model_file)
+    authors = authors_package('model_store')
+    variable, default, _ = store.HOSTS["authors"]
+    assert default == authors.encoding_repo_url
+    assert f"'{variable}'" in inspect.getsource(authors.get_model_file)
+    # Who hosts what: each store's own table of models.
+    for name, info in PRETRAINED.items():
+        assert ("gluoncv" in info.hosts) == (name in gcv._model_sha1), name
+        assert ("authors" in info.hosts) == (name in authors._model_sha1), name
+
+
+def test_gluoncv_bucket_layout(env, server, monkeypatch):
+    _, src = _weights(env)
+    info, zipped = _publish(monkeypatch, "resnest14", src)
+    server.put("gcv/" + _gluoncv_path(info.stem), zipped)
+    monkeypatch.setenv("MXNET_GLUON_REPO", server.url + "gcv")      # no trailing slash
+    path = store.get_model_file("resnest14")
+    assert store.sha1_file(path) == info.sha1 and os.path.basename(path) == info.file_name
+    ours = list(server.requests)
+    assert ours == ["/gcv/" + _gluoncv_path(info.stem)]
+    # GluonCV's own store (which reads MXNET_HOME too: our file is where it looks for it),
+    # asked for the same file from an empty home, asks the same address.
+    gcv = _gluoncv_store()
+    monkeypatch.setitem(gcv._model_sha1, "resnest14", info.sha1)
+    assert gcv.get_model_file("resnest14") == path and server.requests == ours
+    monkeypatch.setenv("MXNET_HOME", str(env / "gluoncv-home"))
+    gcv.get_model_file("resnest14")
+    assert server.requests[len(ours):] == ours
+
+
+def test_authors_store_layout_for_a_fast_variant(env, server, monkeypatch):
+    _, src = _weights(env)
+    name = "resnest50_fast_1s1x64d"
+    info, zipped = _publish(monkeypatch, name, src)
+    assert info.hosts == ("authors",)
+    server.put("enc/" + _authors_path(info.stem), zipped)
+    monkeypatch.setenv("ENCODING_REPO", server.url + "enc/")
+    monkeypatch.setenv("MXNET_GLUON_REPO", server.url + "gcv/")     # must not be asked
+    path = store.get_model_file(name)
+    assert store.sha1_file(path) == info.sha1
+    ours = list(server.requests)
+    assert ours == ["/enc/" + _authors_path(info.stem)]
+    authors = authors_package('model_store')
+    monkeypatch.setitem(authors._model_sha1, name, info.sha1)
+    authors.get_model_file(name, root=str(env / "authors-root"))
+    assert server.requests[len(ours):] == ours
+
+
+def test_falls_back_to_the_authors_store(env, server, monkeypatch):
+    _, src = _weights(env)
+    info, zipped = _publish(monkeypatch, "resnest50", src)
+    server.put("enc/" + _authors_path(info.stem), zipped)          # GluonCV's bucket lacks it
+    monkeypatch.setenv("MXNET_GLUON_REPO", server.url + "gcv/")
+    monkeypatch.setenv("ENCODING_REPO", server.url + "enc/")
+    assert store.sha1_file(store.get_model_file("resnest50")) == info.sha1
+    assert server.requests == ["/gcv/" + _gluoncv_path(info.stem),
+                               "/enc/" + _authors_path(info.stem)]
+
+
+def test_private_mirror_is_used_alone(env, server, monkeypatch):
+    _, src = _weights(env)
+    info, zipped = _publish(monkeypatch, "resnest50", src)
+    server.put("mirror/" + info.stem + ".zip", zipped)
+    monkeypatch.setenv("RESNEST_MODEL_REPO", server.url + "mirror")
+    monkeypatch.setenv("MXNET_GLUON_REPO", server.url + "gcv/")
+    assert store.sha1_file(store.get_model_file("resnest50")) == info.sha1
+    assert server.requests == [f"/mirror/{info.stem}.zip"]
+
+
+def test_pretrained_true_loads_the_download_then_uses_the_cache(env, server, monkeypatch):
+    net, src = _weights(env)
+    info, zipped = _publish(monkeypatch, "resnest_tiny", src, hosts=("gluoncv",))
+    server.put("gcv/" + _gluoncv_path(info.stem), zipped)
+    monkeypatch.setenv("MXNET_GLUON_REPO", server.url + "gcv/")
+    loaded = get_model("resnest_tiny", pretrained=True)
     x = mx.nd.random.uniform(shape=(1, 3, 32, 32))
     np.testing.assert_array_equal(loaded(x).asnumpy(), net(x).asnumpy())
-    get_model("resnest14", pretrained=True)
-    assert len(calls) == 1                                   # no second download
-    assert not [f for f in os.listdir(store.store_root()) if f.startswith(".download")]
+    get_model("resnest_tiny", pretrained=True)
+    assert len(server.requests) == 1                                  # no second download
+    assert sorted(os.listdir(store.store_root())) == [info.file_name, info.file_name + ".lock"]
 
 
-@pytest.mark.parametrize("bad", ["wrong", "truncated"])
-def test_bad_download_is_never_kept(fake_weights, monkeypatch, bad):
-    _, src, info = fake_weights
-    data = src.read_bytes()
-    payload = data[: len(data) // 2] if bad == "truncated" else data + b"x"
-    _serve(monkeypatch, lambda url: payload)
-    with pytest.raises(UserError, match=f"{info.file_name} \\(sha1 {info.sha1}\\)"):
-        get_model("resnest14", pretrained=True)
-    assert not os.path.exists(os.path.join(store.store_root(), info.file_name))
-
-
-def test_offline_error_names_file_sha1_and_folder(fake_weights, monkeypatch):
-    _, _, info = fake_weights
-
-    def offline(url):
-        raise OSError("Network is unreachable")
-    _serve(monkeypatch, offline)
+def test_offline_message_names_file_sha1_folder_and_every_url(env, server, monkeypatch):
+    _, src = _weights(env)
+    info, _ = _publish(monkeypatch, "resnest50", src)
+    monkeypatch.setenv("MXNET_GLUON_REPO", server.url + "gcv/")      # nothing there: 404
+    monkeypatch.setenv("ENCODING_REPO", "http://127.0.0.1:1/")       # nothing listening
     with pytest.raises(UserError) as err:
-        store.get_model_file("resnest14")
+        store.get_model_file("resnest50")
     msg = str(err.value)
-    assert info.file_name in msg and info.sha1 in msg and store.store_root() in msg
-    assert "is missing" in msg
+    for part in (info.file_name, info.sha1, store.store_root(), "is missing",
+                 server.url + "gcv/" + _gluoncv_path(info.stem),
+                 "http://127.0.0.1:1/" + _authors_path(info.stem)):
+        assert part in msg, part
 
 
-def test_corrupt_file_in_store_is_replaced_not_loaded(fake_weights, monkeypatch):
-    _, src, info = fake_weights
+@pytest.mark.parametrize("bad", ["another file", "truncated zip"])
+def test_a_bad_download_is_never_kept(env, server, monkeypatch, bad):
+    _, src = _weights(env)
+    info, zipped = _publish(monkeypatch, "resnest14", src)
+    payload = zipped[:len(zipped) // 2] if bad == "truncated zip" else b"x" + src.read_bytes()
+    server.put("gcv/" + _gluoncv_path(info.stem), payload)
+    monkeypatch.setenv("MXNET_GLUON_REPO", server.url + "gcv/")
+    with pytest.raises(UserError, match=f"{info.file_name} \\(sha1 {info.sha1}\\)"):
+        store.get_model_file("resnest14")
+    assert sorted(os.listdir(store.store_root())) == [info.file_name + ".lock"]
+
+
+def test_a_corrupt_file_in_the_store_is_replaced(env, server, monkeypatch):
+    _, src = _weights(env)
+    info, zipped = _publish(monkeypatch, "resnest14", src)
+    server.put("gcv/" + _gluoncv_path(info.stem), zipped)
+    monkeypatch.setenv("MXNET_GLUON_REPO", server.url + "gcv/")
     os.makedirs(store.store_root())
     path = os.path.join(store.store_root(), info.file_name)
     with open(path, "wb") as f:
         f.write(b"garbage")
-    calls = _serve(monkeypatch, lambda url: src.read_bytes())       # a bare .params works too
     assert store.get_model_file("resnest14") == path
-    assert store.sha1_file(path) == info.sha1 and len(calls) == 1
+    assert store.sha1_file(path) == info.sha1 and len(server.requests) == 1
 
 
-def test_concurrent_callers_download_once(fake_weights, monkeypatch):
-    _, src, info = fake_weights
-    gate = threading.Event()
-
-    def slow(url):
-        gate.wait(5)
-        return src.read_bytes()
-    calls = _serve(monkeypatch, slow)
-    paths, threads = [], [threading.Thread(target=lambda: paths.append(
-        store.get_model_file("resnest14"))) for _ in range(4)]
+def test_concurrent_callers_download_once(env, server, monkeypatch):
+    _, src = _weights(env)
+    info, zipped = _publish(monkeypatch, "resnest14", src)
+    server.put("gcv/" + _gluoncv_path(info.stem), zipped)
+    monkeypatch.setenv("MXNET_GLUON_REPO", server.url + "gcv/")
+    paths = []
+    threads = [threading.Thread(target=lambda: paths.append(store.get_model_file("resnest14")))
+               for _ in range(4)]
     for t in threads:
         t.start()
-    gate.set()
     for t in threads:
-        t.join(10)
-    assert len(paths) == 4 and len(set(paths)) == 1 and len(calls) == 1
+        t.join(30)
+    assert len(paths) == 4 and len(set(paths)) == 1 and len(server.requests) == 1
 
 
 def test_weights_of_another_model_fail_with_one_sentence(tmp_path):

@@ -184,7 +184,7 @@ def test_a_hanging_rank_ends_the_job_within_the_timeout(small, tmp_path):
 
 
 def _cli(argv):
-    from resnest.gluon.errors import run_cli
+    from resnest.gluon.utils.cli import run_cli
     with pytest.raises(SystemExit) as exit_info:
         run_cli(_main(), argv)
     return exit_info.value.code

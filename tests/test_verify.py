@@ -62,9 +62,7 @@ def test_every_image_counted_once_whatever_the_batch_size(main, data):
     rec = ["--rec-val", str(data / "val.rec")]
     results = [_verify(main, data, *rec, batch_size=b) for b in (1, 8, 64)]
     assert [r["images"] for r in results] == [IMAGES] * 3
-    assert len({r["correct1"] for r in results}) == 1
-    assert len({r["correct5"] for r in results}) == 1
-    assert results[0]["correct5"] == IMAGES               # 3 classes: top-5 is every image
+    assert len({(r["correct1"], r["correct5"], round(r["loss"], 4)) for r in results}) == 1
     r = results[1]
     assert r["top1"] == pytest.approx(100 * r["correct1"] / IMAGES, abs=1e-3)
     assert r["model_images_per_s"] > r["end_to_end_images_per_s"] > 0
@@ -130,55 +128,3 @@ def test_bad_inputs_are_one_sentence_errors(main, data, tmp_path):
     assert proc.returncode == 2
     errors = [line for line in proc.stderr.splitlines() if line.startswith("error:")]
     assert len(errors) == 1 and "no.rec" in errors[0] and "Traceback" not in proc.stderr
-
-
-def _train_tiny_on_digits(root, epochs=6):
-    """resnest_tiny trained for a few epochs on the embedded digits (train split)."""
-    import numpy as np
-    from resnest.gluon.data import eval_transform
-    from resnest.gluon.evaluate import FolderLoader
-    transform = eval_transform(32, 1.0)
-    train = FolderLoader(str(root / "digits" / "train"), 32, transform, num_workers=0)
-    net = get_model("resnest_tiny", classes=10)
-    net.initialize(mx.init.Xavier())
-    net.hybridize()
-    trainer = mx.gluon.Trainer(net.collect_params(), "nag",
-                               {"learning_rate": 0.1, "momentum": 0.9, "wd": 1e-4})
-    loss_fn = mx.gluon.loss.SoftmaxCrossEntropyLoss()
-    # Decode the 1,438 small images once; the loader is in class order, so shuffle here.
-    images = mx.nd.concat(*[d[:v] for d, _, v in train], dim=0)
-    labels = mx.nd.concat(*[y[:v] for _, y, v in train], dim=0)
-    rng = np.random.RandomState(0)
-    for _ in range(epochs):
-        order = mx.nd.array(rng.permutation(images.shape[0]))
-        for i in range(0, images.shape[0] - 31, 32):
-            idx = order[i:i + 32]
-            data, label = images.take(idx), labels.take(idx)
-            with mx.autograd.record():
-                loss = loss_fn(net(data), label)
-            loss.backward()
-            trainer.step(data.shape[0])
-    return net, transform
-
-
-@pytest.mark.slow
-def test_int8_agrees_with_float32_on_real_digits(data):
-    """int8 (entropy calibration on real training images) predicts like float32 on >= 99% of
-    the real validation digits, and the float32 model has learnt something."""
-    import numpy as np
-    from resnest.gluon.evaluate import FolderLoader
-    from resnest.gluon.inference import optimize
-    net, transform = _train_tiny_on_digits(data)
-    val = list(FolderLoader(str(data / "digits" / "val"), 32, transform, num_workers=0))
-    train = FolderLoader(str(data / "digits" / "train"), 32, transform, num_workers=0)
-    # Calibration batches from every class (the loader is in class order).
-    calib = [batch for i, batch in enumerate(train) if i % 5 == 0]
-    ref, labels = [], []
-    for x, y, valid in val:
-        ref.append(net(x).asnumpy()[:valid].argmax(1))
-        labels.append(y.asnumpy()[:valid])
-    ref, labels = np.concatenate(ref), np.concatenate(labels)
-    q = optimize(net, "int8", calib_data=calib, input_size=32, batch_size=32, calib_mode="naive")
-    got = np.concatenate([q(x).asnumpy()[:valid].argmax(1) for x, _, valid in val])
-    assert (ref == labels).mean() > 0.8
-    assert (got == ref).mean() >= 0.99

@@ -1,4 +1,4 @@
-"""ResNeSt for MXNet Gluon: layers, models, registry, weights store, data and training.
+"""ResNeSt for MXNet Gluon: layers, models, registry, weights store, data, training, inference.
 
 >>> from resnest.gluon import resnest50, get_model, list_models
 
@@ -12,7 +12,7 @@ __all__ = ["UserError", "DropBlock", "SplitAttentionConv", "set_drop_prob", "PRE
 
 # Searched in this order; "models" first so that every model is registered before any
 # registry function runs. Model constructors (resnest50, ...) come from "models".
-_MODULES = ("models", "layers", "registry", "pretrained", "errors")
+_MODULES = ("models", "layers", "registry", "pretrained", "utils.errors")
 
 
 def __getattr__(name):

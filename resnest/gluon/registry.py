@@ -1,7 +1,7 @@
 """The one registry of model constructors: ``register_model``, ``get_model``, ``list_models``."""
 import fnmatch
 
-from .errors import UserError
+from .utils.errors import UserError
 
 __all__ = ["register_model", "get_model", "list_models"]
 
@@ -22,6 +22,7 @@ def list_models(pattern="*", pretrained=False):
 
     With ``pretrained=True`` only models with published weights are listed.
     """
+    from . import models  # noqa: F401  (registers every model)
     from .pretrained import PRETRAINED
     names = sorted(n for n in _MODELS if fnmatch.fnmatch(n, pattern))
     return [n for n in names if n in PRETRAINED] if pretrained else names
@@ -35,6 +36,7 @@ def get_model(name, **kwargs):
     UserError
         If ``name`` is not registered; the message lists the known names.
     """
+    from . import models  # noqa: F401  (registers every model)
     try:
         fn = _MODELS[name.lower()]
     except KeyError:

@@ -1,10 +1,19 @@
 """The pretrained-weights store: sha1-checked ``{model}-{sha1[:8]}.params`` files.
 
 Files live in ``$MXNET_HOME/models`` (default ``~/.mxnet/models``), GluonCV's convention, unless
-a ``root`` is given. A missing file is downloaded from, in order: ``$RESNEST_MODEL_REPO`` (a
-private mirror, used alone when set), ``$MXNET_GLUON_REPO`` or GluonCV's bucket (the models it
-hosts), the authors' release. A download goes to a temporary file and is renamed only after its
-sha1 matches; a file lock makes concurrent callers (Horovod ranks) download once.
+a ``root`` is given. A missing file is downloaded as the published zip ``{model}-{sha1[:8]}.zip``
+(holding the ``.params``) from, in order:
+
+* ``$RESNEST_MODEL_REPO`` + ``{stem}.zip`` -- a private mirror; when set, it is the only place
+  asked.
+* GluonCV's bucket, ``{repo}gluon/models/{stem}.zip`` with ``repo = $MXNET_GLUON_REPO`` or
+  Apache MXNet's S3 bucket (resnest14, 26, 50, 101, 200, 269; GluonCV's model_store layout).
+* The authors' store, ``{repo}gluon/{stem}.zip`` with ``repo = $ENCODING_REPO`` (the variable
+  the authors' package reads) or their Wasabi bucket (resnest50, 101, 200, 269 and the seven
+  fast variants, which exist only there; resnest 0.0.5's model_store layout).
+
+A download goes to a temporary file and replaces the target only after its sha1 matches; a file
+lock makes concurrent callers (Horovod ranks) download once.
 """
 import fcntl
 import os
@@ -13,19 +22,22 @@ import tempfile
 import urllib.request
 import zipfile
 
-import mxnet as mx
-
-from .checksum import file_digest
-from .errors import UserError
 from .pretrained import PRETRAINED
+from .utils.checksum import sha1_file
+from .utils.errors import UserError
+from .utils.io import atomic_write
 
-__all__ = ["store_root", "sha1_file", "weight_urls", "get_model_file", "load_weights",
-           "read_params"]
+__all__ = ["HOSTS", "store_root", "weight_urls", "get_model_file", "read_params",
+           "load_weights"]
 
-GLUONCV_REPO = "https://apache-mxnet.s3-accelerate.dualstack.amazonaws.com/"
-AUTHORS_RELEASE = "https://github.com/zhanghang1989/ResNeSt/releases/download/weights_step2/"
-# GluonCV's bucket hosts only these; the fast variants are on the authors' release alone.
-_ON_GLUONCV = {"resnest14", "resnest26", "resnest50", "resnest101", "resnest200", "resnest269"}
+# name -> (environment variable, default repository, path of a model's zip inside it)
+HOSTS = {
+    "gluoncv": ("MXNET_GLUON_REPO", "https://apache-mxnet.s3-accelerate.dualstack.amazonaws.com/",
+                "gluon/models/{stem}.zip"),
+    "authors": ("ENCODING_REPO", "https://s3.us-west-1.wasabisys.com/resnest/",
+                "gluon/{stem}.zip"),
+}
+MIRROR_VARIABLE = "RESNEST_MODEL_REPO"
 
 
 def store_root(root=None):
@@ -35,47 +47,52 @@ def store_root(root=None):
     return os.path.expanduser(root)
 
 
-def sha1_file(path):
-    """Hex sha1 of a file."""
-    return file_digest(path, "sha1")
+def _repo(url):
+    return url if url.endswith("/") else url + "/"
 
 
 def weight_urls(name):
-    """Download addresses to try, in order, for a model's published ``.params`` (zipped)."""
-    file_name = PRETRAINED[name].file_name + ".zip"
-    mirror = os.environ.get("RESNEST_MODEL_REPO")
+    """Download addresses to try, in order, for a model's published zip."""
+    info = PRETRAINED[name]
+    mirror = os.environ.get(MIRROR_VARIABLE)
     if mirror:
-        return [mirror.rstrip("/") + "/" + file_name]
+        return [_repo(mirror) + info.stem + ".zip"]
     urls = []
-    if name in _ON_GLUONCV:
-        repo = os.environ.get("MXNET_GLUON_REPO", GLUONCV_REPO)
-        urls.append(repo.rstrip("/") + "/gluon/models/" + file_name)
-    return urls + [AUTHORS_RELEASE + file_name]
+    for host in info.hosts:
+        variable, default, path = HOSTS[host]
+        urls.append(_repo(os.environ.get(variable) or default) + path.format(stem=info.stem))
+    return urls
 
 
 def _fetch(url, dst, timeout=60):
-    """Copy ``url`` to the local path ``dst`` (tests replace this function)."""
+    """Copy ``url`` to the local path ``dst``."""
     with urllib.request.urlopen(url, timeout=timeout) as src, open(dst, "wb") as out:
         shutil.copyfileobj(src, out, 1 << 20)
 
 
+class _BadDownload(Exception):
+    """A download that arrived but is not the published file."""
+
+
 def _download(url, path, sha1):
-    """Fetch ``url`` (a zip or a bare .params) and move it to ``path`` once its sha1 is right."""
-    folder = os.path.dirname(path)
-    with tempfile.TemporaryDirectory(dir=folder, prefix=".download-") as tmp:
-        raw = os.path.join(tmp, "download")
-        _fetch(url, raw)
-        payload = raw
-        if zipfile.is_zipfile(raw):
-            with zipfile.ZipFile(raw) as zf:
-                members = [m for m in zf.namelist() if m.endswith(".params")]
-                if len(members) != 1:
-                    raise IOError(f"{url} holds {len(members)} .params files, expected 1")
-                payload = zf.extract(members[0], tmp)
-        got = sha1_file(payload)
-        if got != sha1:
-            raise IOError(f"{url} has sha1 {got}, expected {sha1} (truncated or wrong file)")
-        os.replace(payload, path)
+    """Fetch ``url`` (the zip, or a bare .params) and move it to ``path`` once its sha1 is
+    right; raises otherwise and leaves ``path`` as it was."""
+    def write(tmp):
+        with tempfile.TemporaryDirectory(dir=os.path.dirname(tmp), prefix=".download-") as work:
+            raw = os.path.join(work, "download")
+            _fetch(url, raw)
+            payload = raw
+            if zipfile.is_zipfile(raw):
+                with zipfile.ZipFile(raw) as zf:
+                    members = [m for m in zf.namelist() if m.endswith(".params")]
+                    if len(members) != 1:
+                        raise _BadDownload(f"it holds {len(members)} .params files, expected 1")
+                    payload = zf.extract(members[0], work)
+            got = sha1_file(payload)
+            if got != sha1:
+                raise _BadDownload(f"it has sha1 {got}, expected {sha1} (truncated or another file)")
+            os.replace(payload, tmp)
+    atomic_write(path, write)
 
 
 def get_model_file(name, root=None):
@@ -85,7 +102,7 @@ def get_model_file(name, root=None):
     ------
     UserError
         If ``name`` has no published weights, or the file is absent or wrong and cannot be
-        downloaded; the message names the file, its sha1 and where to put it.
+        downloaded; the message names the file, its sha1, the folder and the URLs tried.
     """
     if name not in PRETRAINED:
         raise UserError(f"{name!r} has no published weights; models with weights: "
@@ -95,7 +112,11 @@ def get_model_file(name, root=None):
     path = os.path.join(folder, info.file_name)
     if os.path.isfile(path) and sha1_file(path) == info.sha1:
         return path
-    os.makedirs(folder, exist_ok=True)
+    try:
+        os.makedirs(folder, exist_ok=True)
+    except OSError as err:
+        raise UserError(f"cannot create the weights folder {folder}: {err.strerror}; pass "
+                        "root= or set MXNET_HOME to a writable folder.") from None
     with open(path + ".lock", "w") as lock:
         fcntl.flock(lock, fcntl.LOCK_EX)       # one downloader; the others wait, then re-check
         if os.path.isfile(path) and sha1_file(path) == info.sha1:
@@ -105,17 +126,18 @@ def get_model_file(name, root=None):
             try:
                 _download(url, path, info.sha1)
                 return path
-            except Exception as err:             # network, zip or sha1 trouble: try the next
-                errors.append(f"{url}: {err}")
+            except (OSError, UserError, zipfile.BadZipFile, _BadDownload) as err:   # try the next host
+                errors.append(f"{url} ({err})")
     state = ("exists but its sha1 differs (corrupt or another file)" if os.path.isfile(path)
              else "is missing")
-    raise UserError(f"weights file {path} {state} and could not be downloaded "
-                    f"({'; '.join(errors)}); put {info.file_name} (sha1 {info.sha1}) in "
-                    f"{folder}, or pass pretrained='/path/to/file.params'.")
+    raise UserError(f"weights file {path} {state} and could not be downloaded; tried "
+                    f"{'; '.join(errors)}. Put {info.file_name} (sha1 {info.sha1}) in {folder}, "
+                    "or pass pretrained='/path/to/file.params'.")
 
 
 def read_params(path):
     """Load a ``.params`` file as a dict of NDArrays, with one clear error if it is not one."""
+    import mxnet as mx
     if not os.path.isfile(path):
         raise UserError(f"weights file {path} does not exist.")
     try:
@@ -139,6 +161,7 @@ def load_weights(net, path, ctx=None, name=None):
         If the file is unreadable or holds the weights of another model (other names, or other
         shapes, e.g. another class count).
     """
+    import mxnet as mx
     arrays = read_params(path)
     params = net._collect_params_with_prefix()
     missing = sorted(set(params) - set(arrays))

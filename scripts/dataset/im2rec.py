@@ -11,11 +11,11 @@ import argparse
 import os
 import sys
 
-
 from resnest.gluon.data.listing import write_lst
 from resnest.gluon.data.pack import PackOptions, pack_records, plan_image_folder
 from resnest.gluon.data.validate import check_records
-from resnest.gluon.errors import UserError
+from resnest.gluon.utils.cli import run_cli
+from resnest.gluon.utils.errors import UserError
 
 
 def parse_args(argv):
@@ -44,6 +44,7 @@ def parse_args(argv):
     parser.add_argument('--strict', action='store_true',
                         help='stop at the first unusable image instead of skipping it')
     parser.add_argument('--no-progress', action='store_true', help='no progress bar')
+    parser.add_argument('--verbose', action='store_true')
     args = parser.parse_args(argv)
     if args.check is None and (args.image_dir is None or args.prefix is None):
         parser.error('give IMAGE_DIR and PREFIX, or --check PREFIX')
@@ -90,15 +91,8 @@ def run_pack(args):
 def main(argv=None):
     """Command-line entry point; returns the exit code."""
     args = parse_args(argv)
-    try:
-        return run_check(args.check) if args.check else run_pack(args)
-    except UserError as err:
-        print(f'error: {err}', file=sys.stderr)
-        return 2
-    except KeyboardInterrupt:
-        print('error: interrupted; no output was left behind', file=sys.stderr)
-        return 130
+    return run_check(args.check) if args.check else run_pack(args)
 
 
 if __name__ == '__main__':
-    sys.exit(main())
+    run_cli(main, interrupted='interrupted; no output was left behind')

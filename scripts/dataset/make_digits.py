@@ -6,10 +6,9 @@ Creates OUT_DIR/train/<digit>/*.jpg and OUT_DIR/val/<digit>/*.jpg (stratified, d
 Running it again on a complete folder does nothing.
 """
 import argparse
-import sys
 
 from resnest.gluon.data.digits import write_digits
-from resnest.gluon.errors import UserError
+from resnest.gluon.utils.cli import run_cli
 
 
 def main(argv=None):
@@ -19,12 +18,9 @@ def main(argv=None):
     parser.add_argument('--size', type=int, default=32, help='image side in pixels')
     parser.add_argument('--val-fraction', type=float, default=0.2)
     parser.add_argument('--seed', type=int, default=0)
+    parser.add_argument('--verbose', action='store_true')
     args = parser.parse_args(argv)
-    try:
-        counts = write_digits(args.out_dir, args.size, args.val_fraction, args.seed)
-    except UserError as err:
-        print(f'error: {err}', file=sys.stderr)
-        return 2
+    counts = write_digits(args.out_dir, args.size, args.val_fraction, args.seed)
     if counts is None:
         print(f'{args.out_dir} is already complete; nothing to do')
     else:
@@ -34,4 +30,4 @@ def main(argv=None):
 
 
 if __name__ == '__main__':
-    sys.exit(main())
+    run_cli(main)

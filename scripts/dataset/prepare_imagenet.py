@@ -9,12 +9,11 @@ A rerun skips what is complete (finished classes, the finished val set, finished
 """
 import argparse
 import os
-import sys
-import tarfile
 
 from resnest.gluon.data import imagenet
 from resnest.gluon.data.pack import pack_records, plan_image_folder
-from resnest.gluon.errors import UserError
+from resnest.gluon.utils.cli import run_cli
+from resnest.gluon.utils.errors import UserError
 
 
 def parse_args(argv):
@@ -30,6 +29,7 @@ def parse_args(argv):
     parser.add_argument('--num-workers', type=int, default=os.cpu_count() or 1,
                         help='processes encoding images for --with-rec')
     parser.add_argument('--no-progress', action='store_true')
+    parser.add_argument('--verbose', action='store_true')
     return parser.parse_args(argv)
 
 
@@ -69,25 +69,15 @@ def build_records(args):
 def main(argv=None):
     """Command-line entry point; returns the exit code."""
     args = parse_args(argv)
-    try:
-        paths = imagenet.archive_paths(args.download_dir)
-        os.makedirs(args.target_dir, exist_ok=True)
-        if not args.skip_checksum:
-            imagenet.verify_checksums(paths, os.path.join(args.target_dir, '.checksums.json'))
-        extract(args, paths)
-        if args.with_rec:
-            build_records(args)
-    except UserError as err:
-        print(f'error: {err}', file=sys.stderr)
-        return 2
-    except (tarfile.TarError, EOFError) as err:
-        print(f'error: an archive is damaged ({err}); download it again', file=sys.stderr)
-        return 2
-    except KeyboardInterrupt:
-        print('error: interrupted; rerun to resume', file=sys.stderr)
-        return 130
+    paths = imagenet.archive_paths(args.download_dir)
+    os.makedirs(args.target_dir, exist_ok=True)
+    if not args.skip_checksum:
+        imagenet.verify_checksums(paths, os.path.join(args.target_dir, '.checksums.json'))
+    extract(args, paths)
+    if args.with_rec:
+        build_records(args)
     return 0
 
 
 if __name__ == '__main__':
-    sys.exit(main())
+    run_cli(main, interrupted='interrupted; rerun the same command to resume')

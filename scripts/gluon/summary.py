@@ -12,6 +12,7 @@ def parse_args(argv):
     parser.add_argument("--input-size", type=int, default=224)
     parser.add_argument("--pattern", default="*", help="shell pattern of model names")
     parser.add_argument("--json", help="also write the rows to this file")
+    parser.add_argument("--verbose", action="store_true", help="show MXNet's native log lines")
     return parser.parse_args(argv)
 
 
@@ -19,7 +20,7 @@ def main(argv=None):
     args = parse_args(argv)
     import mxnet as mx
     from resnest.gluon import PRETRAINED, list_models, get_model
-    from resnest.gluon.errors import UserError
+    from resnest.gluon.utils.errors import UserError
     from resnest.gluon.flops import count_macs, count_params
 
     names = list_models(args.pattern)
@@ -53,5 +54,5 @@ def main(argv=None):
 
 
 if __name__ == "__main__":
-    from resnest.gluon.errors import run_cli
+    from resnest.gluon.utils.cli import run_cli
     run_cli(main)

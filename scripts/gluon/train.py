@@ -9,7 +9,8 @@
 ``OMP_NUM_THREADS`` is set, each rank uses its share of the machine's cores (MXNet would
 otherwise run one thread per process).
 """
-from resnest.gluon.threads import own_threads
+from resnest.gluon.utils.cli import run_cli
+from resnest.gluon.utils.threads import own_threads
 
 
 def main(argv=None):
@@ -20,6 +21,4 @@ def main(argv=None):
 
 
 if __name__ == "__main__":
-    own_threads()
-    from resnest.gluon.errors import run_cli
     run_cli(main)

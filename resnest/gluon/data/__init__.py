@@ -1,8 +1,8 @@
-"""Data for ResNeSt: image folders -> RecordIO, ImageNet preparation, training/evaluation loaders.
+"""Data for ResNeSt: image folders -> RecordIO, ImageNet preparation, transforms, loaders.
 
 Public API::
 
-    from resnest.gluon.data import train_loader, val_loader, rec_info
+    from resnest.gluon.data import train_loader, eval_loader, eval_transform, rec_info
 
 The loaders need MXNet; the packer does not. Names are resolved lazily so that
 ``im2rec.py`` (and its worker processes) start without importing MXNet.
@@ -10,12 +10,12 @@ The loaders need MXNet; the packer does not. Names are resolved lazily so that
 import importlib
 
 _EXPORTS = {
-    'train_loader': 'pipelines', 'val_loader': 'pipelines', 'eval_transform': 'pipelines',
+    'train_loader': 'loaders', 'eval_loader': 'loaders', 'RecordSamples': 'loaders',
+    'FolderSamples': 'loaders', 'eval_transform': 'transforms',
     'rec_info': 'validate', 'RecInfo': 'validate', 'check_records': 'validate',
     'PackOptions': 'pack', 'pack_records': 'pack', 'plan_image_folder': 'pack',
     'scan_class_folders': 'folder', 'decode_image': 'folder',
-    'ImageNetPolicy': 'autoaugment', 'RandAugment': 'autoaugment',
-    'write_digits': 'digits',
+    'ImageNetPolicy': 'autoaugment', 'write_digits': 'digits',
 }
 
 __all__ = sorted(_EXPORTS)

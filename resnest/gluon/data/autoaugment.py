@@ -1,6 +1,6 @@
-"""AutoAugment (ImageNet policy, Cubuk et al. 2019) and RandAugment (Cubuk et al. 2020).
+"""AutoAugment with the ImageNet policy (Cubuk et al. 2019), the published recipe's ``--auto_aug``.
 
-Both work on PIL images and draw every random choice from a given
+It works on PIL images and draws every random choice from a given
 ``numpy.random.RandomState``, so a sample's augmentation is reproducible from its seed.
 Magnitudes follow the papers: level ``m`` of 10 bins maps linearly onto each operation's range
 (shear 0..0.3, translate 0..150/331 of the side, rotate 0..30 degrees, enhance 1 +- 0..0.9,
@@ -50,7 +50,6 @@ _OPS = {
     'AutoContrast': lambda img, level, rng: ImageOps.autocontrast(img),
     'Equalize': lambda img, level, rng: ImageOps.equalize(img),
     'Invert': lambda img, level, rng: ImageOps.invert(img),
-    'Identity': lambda img, level, rng: img,
 }
 
 # (operation, probability, magnitude bin 0..9) pairs of the published ImageNet policy.
@@ -92,27 +91,4 @@ class ImageNetPolicy:
         for name, prob, magnitude in IMAGENET_POLICY[rng.randint(len(IMAGENET_POLICY))]:
             if rng.rand() < prob:
                 img = _OPS[name](img, magnitude / 9.0, rng)
-        return img
-
-
-class RandAugment:
-    """RandAugment: ``num_ops`` operations drawn uniformly, all at magnitude ``magnitude``
-    on a 0..10 scale.
-
-    Parameters
-    ----------
-    num_ops : int
-    magnitude : float
-    """
-    NAMES = ('Identity', 'AutoContrast', 'Equalize', 'Rotate', 'Solarize', 'Color',
-             'Posterize', 'Contrast', 'Brightness', 'Sharpness', 'ShearX', 'ShearY',
-             'TranslateX', 'TranslateY')
-
-    def __init__(self, num_ops=2, magnitude=9):
-        self.num_ops, self.level = num_ops, float(np.clip(magnitude / 10.0, 0.0, 1.0))
-
-    def __call__(self, img, rng):
-        """Augment PIL image ``img`` with random draws from ``rng``."""
-        for index in rng.randint(len(self.NAMES), size=self.num_ops):
-            img = _OPS[self.NAMES[index]](img, self.level, rng)
         return img

@@ -10,7 +10,7 @@ import shutil
 import cv2
 import numpy as np
 
-from ..errors import UserError
+from ..utils.errors import UserError
 
 _MARKER = '.complete.json'
 

@@ -11,13 +11,14 @@ Resumable: each class is extracted into ``<wnid>.partial`` and renamed when comp
 skips finished classes; the validation set is finished as a whole the same way; verified
 archive checksums are remembered in ``.checksums.json`` beside the outputs.
 """
+import contextlib
 import json
 import os
 import shutil
 import tarfile
 
-from ..checksum import file_digest
-from ..errors import UserError
+from ..utils.checksum import file_digest
+from ..utils.errors import UserError
 
 ARCHIVES = {
     'train': ('ILSVRC2012_img_train.tar', '1d675b47d978889d74fa0da5fadfb00e'),
@@ -26,6 +27,15 @@ ARCHIVES = {
 }
 _META = 'data/meta.mat'
 _GROUND_TRUTH = 'data/ILSVRC2012_validation_ground_truth.txt'
+
+
+@contextlib.contextmanager
+def _readable(archive):
+    """Turn a damaged archive's tarfile/EOF error into one sentence naming it."""
+    try:
+        yield
+    except (tarfile.TarError, EOFError) as err:
+        raise UserError(f"{archive} is damaged ({err}); download it again.") from None
 
 
 def archive_paths(download_dir):
@@ -115,7 +125,7 @@ def extract_train(train_tar, out_dir, progress=None):
     """
     os.makedirs(out_dir, exist_ok=True)
     done = skipped = 0
-    with tarfile.open(train_tar, 'r:') as outer:
+    with _readable(train_tar), tarfile.open(train_tar, 'r:') as outer:
         for member in outer:
             if not (member.isfile() and member.name.endswith('.tar')):
                 continue
@@ -147,7 +157,7 @@ def extract_val(val_tar, out_dir, wnids, val_labels):
     for wnid in wnids:
         os.makedirs(os.path.join(partial, wnid))
     count = 0
-    with tarfile.open(val_tar, 'r:') as archive:
+    with _readable(val_tar), tarfile.open(val_tar, 'r:') as archive:
         for member in archive:
             if not member.isfile():
                 continue

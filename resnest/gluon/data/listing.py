@@ -3,7 +3,8 @@ import os
 import random
 from dataclasses import dataclass
 
-from ..errors import UserError
+from ..utils.errors import UserError
+from ..utils.io import write_text
 from .folder import scan_class_folders
 
 
@@ -83,16 +84,12 @@ def read_lst(lst_path):
 
 def write_lst(lst_path, entries):
     """Write ``entries`` as an MXNet ``.lst`` file, atomically."""
-    with open(lst_path + '.partial', 'w', encoding='utf-8', newline='\n') as flst:
-        flst.writelines(lst_line(e) for e in entries)
-    os.replace(lst_path + '.partial', lst_path)
+    write_text(lst_path, ''.join(lst_line(e) for e in entries))
 
 
 def write_classes(path, classes):
     """``PREFIX.classes.txt``: line ``i`` is the name of class ``i``."""
-    with open(path + '.partial', 'w', encoding='utf-8', newline='\n') as fcls:
-        fcls.writelines(f'{name}\n' for name in classes)
-    os.replace(path + '.partial', path)
+    write_text(path, ''.join(f'{name}\n' for name in classes))
 
 
 def read_classes(path):

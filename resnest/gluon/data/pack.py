@@ -4,8 +4,9 @@ Design, for a tool people can trust:
 
 * Worker processes only read, decode, resize and encode; the parent is the single writer and
   writes records strictly in list order, so the output is byte-identical for any worker count.
-* Everything is written under ``*.partial`` names and renamed when complete (``.rec`` last), so
-  a dead worker, an error or Ctrl-C never leaves a ``.rec`` that looks finished.
+* Everything is written under temporary names and renamed when complete (``.rec`` last,
+  :func:`resnest.gluon.utils.io.atomic_group`), so a dead worker, an error or Ctrl-C never
+  leaves a ``.rec`` that looks finished.
 * A worker that dies (killed, out of memory) is detected (the pool breaks) and aborts the run.
 * Bad images are skipped with a reason, listed in ``PREFIX.skipped.tsv`` and counted.
 """
@@ -21,7 +22,8 @@ import multiprocessing
 
 import cv2
 
-from ..errors import UserError
+from ..utils.errors import UserError
+from ..utils.io import atomic_group
 from .folder import BadImage, center_square, decode_image, jpeg_info, resize_shorter
 from .listing import list_folder, lst_line, read_classes, read_lst, write_classes
 from .recordio import encode_record, pack_payload
@@ -161,15 +163,6 @@ def _encoded_in_order(root, entries, options, workers):
         pool.shutdown(wait=True, cancel_futures=True)
 
 
-def _partial(path):
-    return path + '.partial'
-
-
-def _write_lines(path, lines):
-    with open(_partial(path), 'w', encoding='utf-8', newline='\n') as fout:
-        fout.writelines(lines)
-
-
 def pack_records(root, entries, prefix, options=PackOptions(), workers=1, strict=False,
                  progress=None):
     """Pack ``entries`` (image paths under ``root``) into ``PREFIX.rec/.idx/.lst``.
@@ -199,14 +192,15 @@ def pack_records(root, entries, prefix, options=PackOptions(), workers=1, strict
     UserError
         A bad image under ``strict``, a dead worker, or an unwritable output.
     """
-    outputs = [prefix + ext for ext in ('.idx', '.lst', '.skipped.tsv', '.rec')]
+    outputs = [os.path.abspath(prefix + ext) for ext in ('.idx', '.lst', '.skipped.tsv', '.rec')]
+    idx_path, lst_path, skipped_path, rec_path = outputs
     result, start = PackResult(), time.time()
     lst, skipped_lines, offset = [], [], 0
     try:
-        with open(_partial(prefix + '.rec'), 'wb') as frec, \
-                open(_partial(prefix + '.idx'), 'w', encoding='utf-8', newline='\n') as fidx:
-            encoded = closing(_encoded_in_order(root, entries, options, workers))
-            with encoded as stream:
+        with atomic_group(outputs) as tmp:      # .rec last: it appears only beside its .idx
+            with open(tmp[rec_path], 'wb') as frec, \
+                    open(tmp[idx_path], 'w', encoding='utf-8', newline='\n') as fidx, \
+                    closing(_encoded_in_order(root, entries, options, workers)) as stream:
                 for entry, record, reason in stream:
                     if record is None:
                         if strict:
@@ -222,19 +216,12 @@ def pack_records(root, entries, prefix, options=PackOptions(), workers=1, strict
                         result.packed += 1
                     if progress is not None:
                         progress(1)
-        _write_lines(prefix + '.lst', lst)
-        _write_lines(prefix + '.skipped.tsv', ['path\treason\n'] + skipped_lines)
-        for path in outputs:  # .rec last: it exists only beside a complete .idx
-            os.replace(_partial(path), path)
+            for path, lines in ((lst_path, lst), (skipped_path, ['path\treason\n'] + skipped_lines)):
+                with open(tmp[path], 'w', encoding='utf-8', newline='\n') as fout:
+                    fout.writelines(lines)
     except BrokenProcessPool:
         raise UserError(f'a worker process died (killed or out of memory) while packing '
                         f'{prefix}.rec; nothing was written, rerun with fewer --workers') from None
-    except OSError as err:
-        raise UserError(f'cannot write {prefix}.rec: {err.strerror or err}') from None
-    finally:
-        for path in outputs:
-            if os.path.exists(_partial(path)):
-                os.remove(_partial(path))
     result.seconds, result.rec_bytes = time.time() - start, offset
     return result
 

@@ -1,4 +1,5 @@
-"""Per-image transforms of the Python pipeline, on numpy RGB uint8 arrays (H, W, 3).
+"""Per-image transforms on numpy RGB uint8 arrays (H, W, 3): training augmentation and the
+published evaluation preprocessing (:func:`eval_transform`).
 
 Every random transform takes an explicit ``numpy.random.RandomState`` so that a sample's
 augmentation is a pure function of its seed, whatever process or worker count runs it.
@@ -8,21 +9,14 @@ import math
 import cv2
 import numpy as np
 
-INTERPOLATIONS = {'bilinear': cv2.INTER_LINEAR, 'bicubic': cv2.INTER_CUBIC,
-                  'nearest': cv2.INTER_NEAREST, 'area': cv2.INTER_AREA}
+from ..utils.errors import UserError
+
 # ImageNet RGB PCA (AlexNet "lighting"): eigenvalues and eigenvectors of the pixel covariance.
 _EIGVAL = np.array([55.46, 4.794, 1.148], dtype=np.float32)
 _EIGVEC = np.array([[-0.5675, 0.7192, 0.4009],
                     [-0.5808, -0.0045, -0.8140],
                     [-0.5836, -0.6948, 0.4203]], dtype=np.float32)
 _GREY = np.array([0.299, 0.587, 0.114], dtype=np.float32)
-
-
-def interpolation_flag(name):
-    """cv2 flag for 'bilinear' / 'bicubic' / 'nearest' / 'area'; ValueError otherwise."""
-    if name not in INTERPOLATIONS:
-        raise ValueError(f'interpolation must be one of {sorted(INTERPOLATIONS)}, not {name!r}')
-    return INTERPOLATIONS[name]
 
 
 def random_crop_box(height, width, rng, area=(0.08, 1.0), ratio=(3 / 4, 4 / 3), attempts=10):
@@ -94,32 +88,82 @@ def lighting(img, strength, rng):
 
 
 def normalize_chw(img, mean, std):
-    """float32 HWC RGB on 0..255 -> float32 CHW ``(x - mean) / std``."""
-    out = (np.asarray(img, dtype=np.float32) - np.asarray(mean, np.float32)) \
-        / np.asarray(std, np.float32)
+    """HWC RGB on 0..255 -> float32 CHW ``(x / 255 - mean) / std`` with ``mean``/``std`` on
+    [0, 1], computed in float32 in the order of MXNet's ``ToTensor`` then ``Normalize``."""
+    out = np.asarray(img, dtype=np.float32) / np.float32(255.0)
+    out = (out - np.asarray(mean, np.float32)) / np.asarray(std, np.float32)
     return np.ascontiguousarray(out.transpose(2, 0, 1))
 
 
-def eval_crop(img, crop_size, crop_ratio, interpolation='bilinear', crop_first=None):
-    """The published single-crop evaluation preprocessing, on an RGB uint8 array.
+def resize_center_crop(img, resize, crop_size):
+    """MXNet's ``transforms.Resize(resize, keep_ratio=True)`` (bilinear) then
+    ``transforms.CenterCrop(crop_size)`` on an RGB uint8 array, by those very operators, so
+    their rounding of the resized shape and the crop box is exactly theirs."""
+    import mxnet as mx
+    from mxnet.gluon.data.vision import transforms
+    x = mx.nd.array(img, dtype="uint8")
+    x = transforms.Resize(resize, keep_ratio=True)(x)
+    return transforms.CenterCrop(crop_size)(x).asnumpy()
 
-    ``crop_first=False`` (default for bilinear, resnest14..101 and the fast variants): resize
-    the short side to ``ceil(crop_size / crop_ratio)``, then take the centred
-    ``crop_size`` square. ``crop_first=True`` (default for bicubic, resnest200/269): take the
-    centred square of ``crop_ratio`` of the short side, then resize it to ``crop_size``.
+
+def ecenter_crop(img, crop_size):
+    """The authors' "ECenterCrop": the centred square of ``crop / (crop + 32)`` of the short
+    side (a float box; PIL's ``crop`` rounds its corners), then PIL bicubic resize (which
+    antialiases when it shrinks) to ``crop_size`` x ``crop_size``."""
+    from PIL import Image
+    pil = Image.fromarray(np.asarray(img, dtype=np.uint8))
+    width, height = pil.size
+    side = float(crop_size) / (crop_size + 32) * min(width, height)
+    top, left = int(round((height - side) / 2.0)), int(round((width - side) / 2.0))
+    pil = pil.crop((left, top, left + side, top + side))
+    return np.asarray(pil.resize((crop_size, crop_size), Image.BICUBIC))
+
+
+class EvalTransform:
+    """The published single-crop evaluation of one RGB uint8 HWC image, as the authors'
+    ``scripts/gluon/verify.py`` does it, then normalisation: float32 CHW.
+
+    Crops up to 320 (:data:`~resnest.gluon.pretrained.ECENTER_CROP_ABOVE`) go through
+    :func:`resize_center_crop`, larger ones through :func:`ecenter_crop`.
     """
-    flag = interpolation_flag(interpolation)
-    if crop_first is None:
-        crop_first = interpolation == 'bicubic'
-    height, width = img.shape[:2]
-    if crop_first:
-        top, left, h, w = center_crop_box(height, width, crop_ratio)
-        return cv2.resize(img[top:top + h, left:left + w], (crop_size, crop_size),
-                          interpolation=flag)
-    short = int(math.ceil(crop_size / crop_ratio))
-    scale = short / min(height, width)
-    new_h = short if height <= width else int(round(height * scale))
-    new_w = short if width < height else int(round(width * scale))
-    img = cv2.resize(img, (new_w, new_h), interpolation=flag)
-    top, left = (new_h - crop_size) // 2, (new_w - crop_size) // 2
-    return img[top:top + crop_size, left:left + crop_size]
+
+    def __init__(self, settings):
+        self.settings = settings
+
+    def crop(self, img):
+        """The cropped uint8 image, before normalisation."""
+        s = self.settings
+        if s.method == "ecenter-crop":
+            return ecenter_crop(img, s.crop_size)
+        return resize_center_crop(img, s.resize, s.crop_size)
+
+    def __call__(self, img, rng=None):
+        return normalize_chw(self.crop(img), self.settings.mean, self.settings.std)
+
+
+def eval_transform(model=None, crop_size=None, crop_ratio=None):
+    """The evaluation preprocessing of ``model``'s published weights: a callable
+    ``RGB uint8 HWC array -> normalised float32 CHW array``.
+
+    Parameters
+    ----------
+    model : str, optional
+        A registered model name; its settings come from
+        :data:`resnest.gluon.pretrained.PRETRAINED` (224 at 0.875 for models without
+        published weights).
+    crop_size, crop_ratio : optional
+        Override the published values (as ``verify.py --crop-size/--crop-ratio``).
+
+    Raises
+    ------
+    UserError
+        A crop size below 32 or a crop ratio outside (0, 1].
+    """
+    from ..pretrained import eval_settings
+    settings = eval_settings(model, crop_size, crop_ratio)
+    if settings.crop_size < 32:
+        raise UserError(f"crop size {settings.crop_size} is too small: the models downsample "
+                        "by 32, so use a crop size of 32 or more.")
+    if not 0 < settings.crop_ratio <= 1:
+        raise UserError(f"the crop ratio must be in (0, 1], got {settings.crop_ratio}.")
+    return EvalTransform(settings)

@@ -3,7 +3,7 @@ import os
 from dataclasses import dataclass
 from typing import NamedTuple
 
-from ..errors import UserError
+from ..utils.errors import UserError
 from .folder import BadImage, decode_image
 from .listing import read_classes, read_lst
 from .recordio import RecordError, read_idx, read_record, unpack_payload

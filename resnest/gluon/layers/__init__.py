@@ -1,5 +1,5 @@
 """Reusable layers: split-attention convolution and DropBlock."""
-from .dropblock import DropBlock, set_drop_prob
+from .dropblock import DROPBLOCK_MODES, DropBlock, set_drop_prob
 from .splat import SplitAttentionConv
 
-__all__ = ["DropBlock", "SplitAttentionConv", "set_drop_prob"]
+__all__ = ["DROPBLOCK_MODES", "DropBlock", "SplitAttentionConv", "set_drop_prob"]

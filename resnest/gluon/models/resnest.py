@@ -1,4 +1,5 @@
-"""The registered ResNeSt models: each names its :class:`ResNetConfig` (``shared/REFERENCE.md``)."""
+"""The registered ResNeSt models: each names its :class:`ResNetConfig` (the settings of the
+authors' Gluon release, resnest 0.0.5, and GluonCV 0.10.5 for resnest14/26)."""
 import mxnet as mx
 
 from ..registry import register_model
@@ -20,8 +21,8 @@ _DOC = """Build ``{name}``{paper}.
         Where the loaded weights go.
     **kwargs
         Passed to :class:`ResNet`: ``classes``, ``last_gamma``, ``dropblock_prob``,
-        ``final_drop``, ``norm_layer``, ``norm_kwargs``, ``dilated``, ``dilation``,
-        ``use_global_stats``.
+        ``dropblock_mode``, ``final_drop``, ``norm_layer``, ``norm_kwargs``, ``dilated``,
+        ``dilation``, ``use_global_stats``.
     """
 
 

@@ -4,7 +4,7 @@ Compatibility contract: the attribute names below (``conv1``, ``bn1``, ``layer1`
 ``fc``; in each block ``conv1``, ``bn1``, ``conv2``, ``conv3``, ``bn3``, ``downsample``; the
 indices inside the ``conv1`` stem and ``downsample`` sequences) are the structural names of the
 published ``.params`` files. Renaming or reordering any of them breaks loading those weights;
-``tests/test_manifests.py`` guards it.
+the manifest tests guard it.
 """
 from dataclasses import dataclass
 from typing import Tuple
@@ -19,7 +19,7 @@ __all__ = ["ResNetConfig", "ResNet", "Bottleneck"]
 
 @dataclass(frozen=True)
 class ResNetConfig:
-    """Architecture of one ResNeSt variant (see ``shared/REFERENCE.md``, "Architecture")."""
+    """Architecture of one ResNeSt variant (the published settings are in ``resnest.py``)."""
 
     layers: Tuple[int, int, int, int]
     radix: int = 2
@@ -44,7 +44,7 @@ class Bottleneck(nn.HybridBlock):
 
     def __init__(self, channels, in_channels, cfg, strides=1, dilation=1, previous_dilation=1,
                  downsample=None, norm_layer=BatchNorm, norm_kwargs=None, last_gamma=False,
-                 dropblock_prob=0.0, **kwargs):
+                 dropblock_prob=0.0, dropblock_mode="batch", **kwargs):
         super().__init__(**kwargs)
         norm_kwargs = norm_kwargs or {}
         width = int(channels * cfg.bottleneck_width / 64) * cfg.cardinality
@@ -64,9 +64,9 @@ class Bottleneck(nn.HybridBlock):
                                   **norm_kwargs)
             self.downsample = downsample
             drop = dropblock_prob > 0
-            self.dropblock1 = DropBlock(dropblock_prob, 3) if drop else None
-            self.dropblock2 = DropBlock(dropblock_prob, 3) if drop else None
-            self.dropblock3 = DropBlock(dropblock_prob, 3) if drop else None
+            self.dropblock1 = DropBlock(dropblock_prob, 3, dropblock_mode) if drop else None
+            self.dropblock2 = DropBlock(dropblock_prob, 3, dropblock_mode) if drop else None
+            self.dropblock3 = DropBlock(dropblock_prob, 3, dropblock_mode) if drop else None
 
     def hybrid_forward(self, F, x):
         out = self.bn1(self.conv1(x))
@@ -108,13 +108,16 @@ class ResNet(nn.HybridBlock):
         Initialise the last BN gamma of every block to zero.
     dropblock_prob : float
         DropBlock probability in stages 3 and 4 (0 builds no DropBlock layer).
+    dropblock_mode : {'batch', 'sample'}
+        How DropBlock draws its mask: 'batch' as the authors' published training, 'sample'
+        one mask per sample (see :class:`~resnest.gluon.layers.DropBlock`).
     final_drop : float or None
         Dropout before the classifier; None takes the config's value.
     """
 
     def __init__(self, cfg, classes=1000, dilated=False, dilation=1, norm_layer=BatchNorm,
                  norm_kwargs=None, use_global_stats=False, last_gamma=False,
-                 dropblock_prob=0.0, final_drop=None, **kwargs):
+                 dropblock_prob=0.0, dropblock_mode="batch", final_drop=None, **kwargs):
         kwargs.setdefault("prefix", cfg.name_prefix)
         super().__init__(**kwargs)
         if dilated:
@@ -126,7 +129,7 @@ class ResNet(nn.HybridBlock):
             norm_kwargs["use_global_stats"] = True
         final_drop = cfg.final_drop if final_drop is None else final_drop
         block_kw = dict(cfg=cfg, norm_layer=norm_layer, norm_kwargs=norm_kwargs,
-                        last_gamma=last_gamma)
+                        last_gamma=last_gamma, dropblock_mode=dropblock_mode)
         stem = cfg.stem_width
         # Stage strides and dilations for output stride 32, 16 (dilation=2) or 8 (dilation=4).
         plan = {1: [(1, 1), (2, 1), (2, 1), (2, 1)],

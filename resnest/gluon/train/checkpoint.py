@@ -1,10 +1,10 @@
 """Checkpoints that survive a ``kill -9``: ``imagenet-{model}-{epoch}.params/.states/.json``.
 
-The ``.params`` and ``.states`` names are the published ones. Every file is written under a
-hidden temporary name in the same folder and renamed into place (an atomic step on POSIX), the
-JSON last: it records the epoch, step, config, metrics and the sha1 of the other two files, so
-a checkpoint counts as complete only when its JSON exists and both files match it. A process
-killed at any moment leaves the previous checkpoint intact and no file that looks complete.
+The ``.params`` and ``.states`` names are the published ones. The files are written through
+:mod:`resnest.gluon.utils.io` (temporary name, fsync, rename), the JSON last: it records the
+epoch, step, config, metrics and the sha1 of the other two files, so a checkpoint counts as
+complete only when its JSON exists and both files match it. A process killed at any moment
+leaves the previous checkpoint intact and no file that looks complete.
 """
 import glob
 import json
@@ -13,48 +13,18 @@ import re
 from dataclasses import dataclass
 from typing import Optional
 
-from ..errors import UserError
-from ..store import sha1_file
+from ..utils.checksum import sha1_file
+from ..utils.errors import UserError
+from ..utils.io import atomic_group, write_json
 
-__all__ = ["checkpoint_paths", "atomic_write", "save_checkpoint", "find_latest",
-           "ResumePoint", "resolve_resume", "load_checkpoint"]
+__all__ = ["checkpoint_paths", "save_checkpoint", "find_latest", "ResumePoint",
+           "resolve_resume", "load_checkpoint"]
 
 
 def checkpoint_paths(save_dir, model, epoch):
     """``{'params', 'states', 'json'}`` paths of the checkpoint after ``epoch`` (0-based)."""
     stem = os.path.join(save_dir, f"imagenet-{model}-{epoch}")
     return {"params": stem + ".params", "states": stem + ".states", "json": stem + ".json"}
-
-
-def atomic_write(path, write):
-    """Call ``write(tmp_path)`` then fsync and rename ``tmp_path`` to ``path``.
-
-    The temporary name starts with a dot and ends in ``.tmp`` so no glob for checkpoints
-    matches it; it is removed if ``write`` fails.
-    """
-    folder, name = os.path.split(os.path.abspath(path))
-    tmp = os.path.join(folder, f".{name}.{os.getpid()}.tmp")
-    try:
-        write(tmp)
-        with open(tmp, "rb+") as f:
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-    finally:
-        if os.path.exists(tmp):
-            os.remove(tmp)
-    dir_fd = os.open(folder, os.O_RDONLY)
-    try:
-        os.fsync(dir_fd)
-    finally:
-        os.close(dir_fd)
-
-
-def write_text(path, text):
-    """Atomically replace ``path`` with ``text``."""
-    def write(tmp):
-        with open(tmp, "w") as f:
-            f.write(text)
-    atomic_write(path, write)
 
 
 def save_checkpoint(save_dir, model, epoch, net, trainer, meta):
@@ -65,11 +35,12 @@ def save_checkpoint(save_dir, model, epoch, net, trainer, meta):
     """
     os.makedirs(save_dir, exist_ok=True)
     paths = checkpoint_paths(save_dir, model, epoch)
-    atomic_write(paths["params"], net.save_parameters)
-    atomic_write(paths["states"], trainer.save_states)
+    with atomic_group([paths["params"], paths["states"]]) as tmp:
+        net.save_parameters(tmp[os.path.abspath(paths["params"])])
+        trainer.save_states(tmp[os.path.abspath(paths["states"])])
     record = dict(meta, epoch=epoch, model=model,
                   params_sha1=sha1_file(paths["params"]), states_sha1=sha1_file(paths["states"]))
-    write_text(paths["json"], json.dumps(record, indent=1, sort_keys=True))
+    write_json(paths["json"], record)
     return paths
 
 

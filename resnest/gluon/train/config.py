@@ -6,12 +6,10 @@ input and the ``.idx`` always sits beside its ``.rec``). Everything the library 
 read from :class:`TrainConfig`, never from ``argparse`` objects.
 """
 import argparse
-import dataclasses
-import json
 from dataclasses import dataclass, field
 from typing import Optional
 
-from ..errors import UserError
+from ..utils.errors import UserError
 
 __all__ = ["TrainConfig", "build_parser", "parse_config"]
 
@@ -40,7 +38,8 @@ class TrainConfig:
     mixup_alpha: float = 0.2
     mixup_off_epoch: int = 0
     auto_aug: bool = False
-    dropblock_prob: float = 0.0
+    dropblock_prob: float = 0.1           # the authors build 0.1 into every published model
+    dropblock_mode: str = "batch"
     final_drop: Optional[float] = None
     jitter: float = 0.4
     lighting: float = 0.1
@@ -64,10 +63,6 @@ class TrainConfig:
     timeout: float = 1800.0
     progress: bool = True
     extra: dict = field(default_factory=dict)
-
-    def to_json(self):
-        """The config as a JSON string (saved beside the checkpoints)."""
-        return json.dumps(dataclasses.asdict(self), indent=2, sort_keys=True)
 
     def check(self):
         """Raise :class:`UserError` (one sentence) on values that cannot work."""
@@ -127,7 +122,13 @@ def build_parser():
     a("--mixup-alpha", type=float, default=0.2)
     a("--mixup-off-epoch", type=int, default=0, help="no mixup in the last N epochs")
     a("--auto_aug", "--auto-aug", dest="auto_aug", action="store_true")
-    a("--dropblock-prob", type=float, default=0.0, help="reached linearly at the last epoch")
+    a("--dropblock-prob", type=float, default=0.1,
+      help="DropBlock probability in stages 3-4, reached linearly at the last epoch (default "
+           "0.1: the authors' models build it in, so their published command trains with it; "
+           "0 builds no DropBlock)")
+    a("--dropblock-mode", default="batch", choices=["batch", "sample"],
+      help="batch: one mask shared by the batch, per channel (the authors' training); "
+           "sample: one mask per sample, shared by its channels")
     a("--final-drop", type=float, default=None)
     a("--jitter", type=float, default=0.4, help="colour-jitter strength")
     a("--lighting", type=float, default=0.1, help="PCA-lighting std")
@@ -158,10 +159,11 @@ def build_parser():
     a("--timeout", type=float, default=1800.0,
       help="exit non-zero when no step completes for this many seconds (a dead or hung rank)")
     a("--no-progress", dest="progress", action="store_false", help="no progress bar")
+    a("--verbose", action="store_true", help="also show MXNet's native log lines")
     return p
 
 
-_IGNORED = {"rec_train_idx", "rec_val_idx", "use_rec", "lr_mode"}
+_IGNORED = {"rec_train_idx", "rec_val_idx", "use_rec", "lr_mode", "verbose"}
 
 
 def parse_config(argv=None):

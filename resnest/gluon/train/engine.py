@@ -1,16 +1,17 @@
-"""One training step, one epoch, and evaluation, on any number of ranks.
+"""One training step and one epoch, on any number of ranks.
 
-Every decision that must be the same on all ranks (skip a step whose gradients overflowed,
-stop on a non-finite loss) is taken from numbers summed over the ranks, so the ranks can never
-disagree. The per-step sums also give the global training loss for free: one small allreduce
-of ``[loss_sum, samples, grads_overflowed, loss_not_finite_on_rank_0, ..._1, ...]``.
+Every decision that must be the same on all ranks (skip an fp16 step whose gradients
+overflowed, stop on a non-finite loss) is taken from numbers summed over the ranks, so the
+ranks can never disagree. The per-step sums also give the global training loss for free: one
+small allreduce of ``[loss_sum, samples, grads_overflowed, loss_not_finite_on_rank_0, ..._1,
+...]``.
 
 fp16 (GPU): ``mxnet.contrib.amp.init()`` casts inside the graph (the runner calls it before the
 model is built) and :class:`LossScaler` does the dynamic loss scaling here, rather than
-``amp.init_trainer``'s hidden check, so that the overflow decision is the all-rank one above
-and the same code is exercised (with scale 1) on CPU.
+``amp.init_trainer``'s hidden check, so that the overflow decision is the all-rank one above.
+Every step checks the loss and every gradient (fused, one op per 64 arrays): fp16 skips an
+overflowing step, fp32 stops the run, since the update of that step is already applied.
 """
-import random
 import time
 from dataclasses import dataclass
 from typing import List
@@ -19,34 +20,25 @@ import mxnet as mx
 import numpy as np
 from mxnet import autograd
 
-from ..data.pipelines import derive_seed
-from ..errors import UserError
 from ..layers.dropblock import set_drop_prob
-from .distributed import inject_fault
+from ..utils.distributed import inject_fault
+from ..utils.errors import UserError
+from ..utils.seed import derive_seed, seed_everything
 from .losses import draw_mixup_lam, make_targets, soft_cross_entropy
 from .schedule import dropblock_prob, learning_rate
 
-__all__ = ["TrainingDiverged", "LossScaler", "StepResult", "PendingStep", "Recipe", "seed_everything",
-           "sync_bn_stats", "train_step", "train_epoch", "evaluate"]
+__all__ = ["TrainingDiverged", "LossScaler", "StepResult", "PendingStep", "Recipe",
+           "sync_bn_stats", "train_step", "train_epoch"]
 
 
 class TrainingDiverged(UserError):
     """The loss became NaN or infinite; raised on every rank alike."""
 
 
-def seed_everything(*values):
-    """Seed MXNet, numpy and Python's ``random`` from non-negative integers, e.g.
-    ``(seed, rank, epoch)``."""
-    s = derive_seed(*values)
-    mx.random.seed(s)
-    np.random.seed(s)
-    random.seed(s)
-
-
 class LossScaler:
     """Dynamic loss scaling for fp16: the loss is multiplied by ``scale`` before backward; an
-    overflowing step halves it, ``window`` clean steps in a row double it. With
-    ``dynamic=False`` the scale stays 1 (fp32), and overflowing steps are still skipped."""
+    overflowing step is skipped and halves it, ``window`` clean steps in a row double it. With
+    ``dynamic=False`` (fp32) the scale stays 1."""
 
     def __init__(self, dynamic=False, init_scale=2.0 ** 16, window=2000, min_scale=1.0):
         self.dynamic = dynamic
@@ -88,17 +80,15 @@ class StepResult:
 def _grads_finite(params, chunk=64):
     """NDArray ``[1.]`` when every gradient is finite, else ``[0.]`` (no wait).
 
-    A NaN or Inf in any gradient makes the sum of all gradients NaN or Inf, so one finiteness
-    test of that sum answers for all (``multi_all_finite`` reads past its argument table
-    beyond ~200 arrays). It reads every gradient, about 0.1 s per step for ResNeSt-14 on this
-    CPU, so only loss-scaled (fp16) steps pay for it; see :func:`train_step`.
+    MXNet's fused ``multi_all_finite``, in chunks (it reads past its argument table beyond
+    ~200 arrays). Every step needs it, fp32 too: oneDNN's ReLU turns NaN into 0, so one NaN
+    pixel spoils the stem's weights while the loss stays finite, and the network then gives
+    the same logits for every image without any other sign.
     """
     grads = [p.grad() for p in params if p.grad_req != "null"]
-    total = mx.nd.zeros((1,), ctx=grads[0].context, dtype="float32")
-    for i in range(0, len(grads), chunk):
-        sums = [g.sum().astype("float32").reshape((1,)) for g in grads[i:i + chunk]]
-        total = mx.nd.add_n(total, *sums)
-    return mx.nd.contrib.isfinite(total)
+    flags = [mx.nd.multi_all_finite(*grads[i:i + chunk], num_arrays=len(grads[i:i + chunk]))
+             for i in range(0, len(grads), chunk)]
+    return flags[0] if len(flags) == 1 else mx.nd.min(mx.nd.concat(*flags, dim=0)).reshape((1,))
 
 
 def train_step(net, trainer, dist, data, label, classes, smoothing_eps=0.0, mixup_lam=None,
@@ -142,11 +132,7 @@ def train_step(net, trainer, dist, data, label, classes, smoothing_eps=0.0, mixu
     # One vector, one allreduce, one wait per step:
     # [loss_sum, samples, grads_overflowed, loss_not_finite on rank 0, on rank 1, ...]
     with autograd.pause():
-        # fp32 cannot overflow the way a scaled fp16 loss does; a non-finite gradient there
-        # makes the loss non-finite by the next step, which stops the run. Only loss-scaled
-        # steps check every gradient (it costs a small model ~40% of its CPU step).
-        grads_ok = (_grads_finite(trainer._params) if scaler.dynamic
-                    else mx.nd.ones((1,), ctx=loss.context))
+        grads_ok = _grads_finite(trainer._params)
         loss_sum = loss.sum().reshape((1,))
         bad = 1 - mx.nd.contrib.isfinite(loss_sum)
         rank_hot = mx.nd.one_hot(mx.nd.array([dist.rank], ctx=loss.context), dist.size)
@@ -264,8 +250,10 @@ class _EpochMeter:
                 f"the training loss is not finite {where} on rank(s) "
                 f"{', '.join(map(str, res.bad_loss_ranks))}; lower --lr or check the data.")
         if res.overflow and not res.skipped:
-            raise TrainingDiverged(f"the gradients are not finite {where} (fp32 has no loss "
-                                   "scaling to recover); lower --lr or check the data.")
+            raise TrainingDiverged(
+                f"the gradients are not finite {where} (a NaN or Inf in the data, or an "
+                "exploding gradient; fp32 has no loss scaling to recover, the last checkpoint "
+                "is intact); lower --lr or check the data.")
         self.loss_sum += res.loss_sum
         self.samples += res.samples
         self.skipped += res.skipped
@@ -295,34 +283,3 @@ def sync_bn_stats(net, dist):
     stats = [p.data() for name, p in sorted(net.collect_params().items())
              if name.endswith(("running_mean", "running_var"))]
     dist.average_in_place(stats, "bn_stats")
-
-
-def evaluate(net, loader, dist, hooks=None):
-    """Top-1 / top-5 accuracy (in %) and mean loss over the whole validation set.
-
-    Each rank scores the real (``valid``) samples of its share; correct counts, sample count
-    and loss are summed over ranks, so every image counts exactly once whatever the number of
-    ranks. Returns ``{'top1', 'top5', 'val_loss', 'val_samples'}``, the same on every rank.
-    """
-    hooks = hooks or _NullHooks()
-    loader.set_epoch(0)
-    acc = None
-    for data, label, valid in loader:
-        if valid == 0:
-            hooks.beat()
-            continue
-        out = net(data)[:valid].astype("float32")
-        label = label[:valid]
-        k = min(5, out.shape[1])
-        top = mx.nd.topk(out, axis=1, k=k, ret_typ="indices").astype("float32")
-        hits = top == label.reshape((-1, 1))
-        loss = -mx.nd.pick(mx.nd.log_softmax(out, axis=1), label, axis=1)
-        batch = mx.nd.stack(hits[:, 0].sum(), hits.sum(), mx.nd.array([valid], ctx=out.context)
-                            .reshape(()), loss.sum())
-        acc = batch if acc is None else acc + batch
-        hooks.beat()
-    local = acc.asnumpy() if acc is not None else np.zeros(4)
-    c1, c5, n, loss_sum = (float(v) for v in dist.allreduce_sum(local, name="eval_stats"))
-    d = max(n, 1.0)
-    return {"top1": 100.0 * c1 / d, "top5": 100.0 * c5 / d, "val_loss": loss_sum / d,
-            "val_samples": int(n)}

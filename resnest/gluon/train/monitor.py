@@ -28,7 +28,7 @@ import os
 import sys
 import time
 
-from .checkpoint import atomic_write, write_text
+from ..utils.io import atomic_write, write_text
 
 __all__ = ["Monitor", "read_metrics", "plot_curves"]
 

@@ -5,12 +5,13 @@ import time
 import mxnet as mx
 import numpy as np
 
-from ..errors import UserError
-from .. import models as _models  # noqa: F401  (registers every model)
+from ..evaluate import evaluate
 from ..registry import get_model, list_models
+from ..utils.distributed import Watchdog, setup_distributed
+from ..utils.errors import UserError
+from ..utils.seed import seed_everything
 from .checkpoint import load_checkpoint, resolve_resume, save_checkpoint
-from .distributed import Watchdog, setup_distributed
-from .engine import LossScaler, Recipe, evaluate, seed_everything, sync_bn_stats, train_epoch
+from .engine import LossScaler, Recipe, sync_bn_stats, train_epoch
 from .monitor import Monitor
 from .schedule import global_lr
 
@@ -39,11 +40,11 @@ def check_inputs(cfg, size, ctx):
 
 
 def build_net(model, classes, ctx, last_gamma=False, dropblock_prob=0.0, final_drop=None,
-              hybridize=True):
+              hybridize=True, dropblock_mode="batch"):
     """The model, Xavier-initialised (gaussian, in, magnitude 2) on ``ctx``."""
     kw = {} if final_drop is None else {"final_drop": final_drop}
     net = get_model(model, classes=classes, last_gamma=last_gamma,
-                    dropblock_prob=dropblock_prob, **kw)
+                    dropblock_prob=dropblock_prob, dropblock_mode=dropblock_mode, **kw)
     net.initialize(mx.init.Xavier(rnd_type="gaussian", factor_type="in", magnitude=2), ctx=ctx)
     if hybridize:
         net.hybridize(static_alloc=True, static_shape=True)
@@ -84,20 +85,21 @@ def choose_backend(backend, rec_path, size):
 
 
 def _loaders(cfg, dist, mon):
-    from ..data import train_loader, val_loader
+    from ..data import eval_loader, eval_transform, train_loader
     backend = choose_backend(cfg.loader_backend, cfg.rec_train, dist.size)
     if backend != cfg.loader_backend:
         mon.info(f"{cfg.rec_train} is ordered by class: using the Python loader's global "
                  "shuffle (pack with im2rec.py --shuffle to use the faster C++ reader).")
     train = train_loader(cfg.rec_train, cfg.batch_size, input_size=cfg.input_size,
                          rank=dist.rank, num_ranks=dist.size, seed=cfg.seed,
-                         num_workers=cfg.data_nthreads, crop_ratio=cfg.crop_ratio,
-                         jitter=cfg.jitter, lighting=cfg.lighting, auto_aug=cfg.auto_aug,
-                         ctx=dist.ctx, backend=backend, min_area=cfg.min_random_area,
+                         num_workers=cfg.data_nthreads, jitter=cfg.jitter,
+                         lighting=cfg.lighting, auto_aug=cfg.auto_aug, ctx=dist.ctx,
+                         backend=backend, min_area=cfg.min_random_area,
                          mirror=not cfg.no_mirror)
-    val = val_loader(cfg.rec_val, cfg.batch_size, crop_size=cfg.input_size,
-                     crop_ratio=cfg.crop_ratio, rank=dist.rank, num_ranks=dist.size,
-                     num_workers=cfg.data_nthreads, ctx=dist.ctx)
+    # In-training evaluation crops like verify.py at the training size.
+    transform = eval_transform(cfg.model, crop_size=cfg.input_size, crop_ratio=cfg.crop_ratio)
+    val = eval_loader(cfg.rec_val, cfg.batch_size, transform, rank=dist.rank,
+                      num_ranks=dist.size, num_workers=cfg.data_nthreads, ctx=dist.ctx)
     return train, val
 
 
@@ -131,7 +133,7 @@ def _run(cfg, dist, mon, point, classes, train_info, val_info):
         amp.init(target_dtype="float16")  # before the graph is built: casts inside the graph
     seed_everything(cfg.seed, 1 << 30)  # the same initial weights everywhere, then broadcast
     net = build_net(cfg.model, classes, dist.ctx, cfg.last_gamma, cfg.dropblock_prob,
-                    cfg.final_drop, cfg.mode == "hybrid")
+                    cfg.final_drop, cfg.mode == "hybrid", cfg.dropblock_mode)
     trainer = build_trainer(net, dist, cfg.optimizer, global_lr(cfg.lr, dist.size),
                             cfg.momentum, cfg.wd, cfg.no_wd)
     load_checkpoint(net, trainer, point, dist.ctx)
@@ -158,7 +160,8 @@ def _run(cfg, dist, mon, point, classes, train_info, val_info):
         sync_bn_stats(net, dist)
         last = epoch + 1 == cfg.num_epochs
         if last or (cfg.eval_frequency > 0 and (epoch + 1) % cfg.eval_frequency == 0):
-            stats.update(evaluate(net, val_data, dist, mon))
+            stats.update(evaluate(net, val_data, dist,
+                                  progress=lambda *_: mon.beat()).metrics())
         done = epoch + 1 - point.start_epoch
         eta = (time.perf_counter() - started) / done * (cfg.num_epochs - epoch - 1)
         mon.epoch_end(epoch, stats, eta)

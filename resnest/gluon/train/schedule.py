@@ -25,8 +25,7 @@ def learning_rate(step, total_steps, warmup_steps, base_lr):
 
 
 def dropblock_prob(epoch, num_epochs, target):
-    """DropBlock probability for ``epoch`` (0-based): 0 at the first epoch rising linearly to
-    ``target`` at the last one."""
-    if num_epochs <= 1:
-        return float(target)
-    return float(target) * min(1.0, epoch / (num_epochs - 1))
+    """DropBlock probability for ``epoch`` (0-based), the authors' ramp (their
+    ``DropBlockScheduler(net, 0, target, num_epochs)``): ``target * (epoch + 1) / num_epochs``,
+    from ``target / num_epochs`` in the first epoch to ``target`` in the last."""
+    return float(target) * min(1.0, (epoch + 1) / max(1, num_epochs))

@@ -4,7 +4,7 @@ Everything else talks to :class:`Dist`, so a single process runs the very same c
 ``size == 1`` (sums are then the identity). Also here: the guard that turns a dead or hung rank
 into a non-zero exit within a bounded time instead of a job that hangs forever.
 
-Test hook (used only by ``tests/test_train_script.py``): ``RESNEST_TEST_FAULT=die:R:E:S``
+Test hook (used only by the training tests): ``RESNEST_TEST_FAULT=die:R:E:S``
 makes rank ``R`` call ``os._exit(1)`` before step ``S`` of epoch ``E``; ``hang:R:E:S`` makes it
 sleep forever there instead.
 """
@@ -31,13 +31,22 @@ def launched_by_horovod(environ=None):
 
 @dataclass
 class Dist:
-    """This worker's place in the job. ``hvd`` is the Horovod module, or None alone."""
+    """This worker's place in the job. ``hvd`` is the Horovod module, or None alone.
+
+    ``contexts`` are the devices this process uses: one GPU per rank under Horovod, the first
+    ``num_gpus`` GPUs of a single process (each batch is split over them), or the CPU.
+    """
     rank: int
     size: int
     local_rank: int
     ctx: Any
     is_root: bool
     hvd: Any = None
+    contexts: Any = None
+
+    def __post_init__(self):
+        if self.contexts is None:
+            self.contexts = [self.ctx]
 
     def allreduce_start(self, values, name):
         """Start summing a small vector (numpy-like or NDArray) over all ranks; returns a
@@ -79,8 +88,10 @@ class Dist:
         self.allreduce_sum([0.0], name)
 
 
-def setup_distributed(no_cuda=False, timeout=1800.0):
-    """Initialise Horovod if a launcher started us; pick this rank's context.
+def setup_distributed(no_cuda=False, timeout=1800.0, num_gpus=None):
+    """Initialise Horovod if a launcher started us; pick this process's devices.
+
+    Every script starts here, so a single process and a Horovod job run the same code.
 
     Parameters
     ----------
@@ -89,11 +100,15 @@ def setup_distributed(no_cuda=False, timeout=1800.0):
     timeout : float
         Seconds Horovod may wait on a rank before shutting the job down (its stall check;
         ``HOROVOD_STALL_*`` variables set by the user win).
+    num_gpus : int or None
+        None: one GPU per rank when GPUs are present. 0: the CPU. N: a single process uses
+        GPUs 0..N-1 (batches are split over them); under Horovod each rank still uses one.
 
     Returns
     -------
     Dist
-        rank, size, local_rank, ctx (``mx.gpu(local_rank)`` or ``mx.cpu()``), is_root.
+        rank, size, local_rank, ctx (``mx.gpu(local_rank)`` or ``mx.cpu()``), is_root,
+        contexts.
     """
     hvd = None
     rank, size, local_rank = 0, 1, 0
@@ -103,9 +118,18 @@ def setup_distributed(no_cuda=False, timeout=1800.0):
         import horovod.mxnet as hvd
         hvd.init()
         rank, size, local_rank = hvd.rank(), hvd.size(), hvd.local_rank()
-    use_gpu = not no_cuda and mx.context.num_gpus() > 0
-    ctx = mx.gpu(local_rank) if use_gpu else mx.cpu()
-    return Dist(rank, size, local_rank, ctx, rank == 0, hvd)
+    available = 0 if no_cuda or num_gpus == 0 else mx.context.num_gpus()
+    if num_gpus and num_gpus > available:
+        from .errors import UserError
+        raise UserError(f"--num-gpus {num_gpus} but this machine has {available} GPU(s); use "
+                        "--num-gpus 0 for the CPU.")
+    if available == 0:
+        contexts = [mx.cpu()]
+    elif hvd is not None or not num_gpus:
+        contexts = [mx.gpu(local_rank)]
+    else:
+        contexts = [mx.gpu(i) for i in range(num_gpus)]
+    return Dist(rank, size, local_rank, contexts[0], rank == 0, hvd, contexts)
 
 
 class Watchdog:

@@ -1,33 +1,38 @@
 """Other implementations of ResNeSt, loaded side by side with ours for checks and benchmarks.
 
 - The authors' published Gluon code (``resnest==0.0.5`` on the package index). Its package is
-  also called ``resnest``, so its ``gluon`` folder is imported under another name. ``make setup``
+  also called ``resnest``, so it is imported under another name. ``make setup``
   unpacks the wheel into ``.venv/reference``; point ``RESNEST_AUTHORS_DIR`` elsewhere if needed.
 - GluonCV's copy (``gluoncv.model_zoo``), the only published Gluon ``resnest14``/``resnest26``.
 """
+import importlib
 import importlib.util
 import os
 import sys
 
-from .errors import UserError
+from resnest.gluon.utils.errors import UserError
 
-__all__ = ["authors_dir", "authors_model", "gluoncv_model", "copy_weights"]
+__all__ = ["authors_dir", "authors_package", "authors_module", "authors_model", "gluoncv_model",
+           "copy_weights"]
 
-_ALIAS = "resnest_authors_gluon"
+_ALIAS = "resnest_authors"
 
 
 def authors_dir():
     """Folder holding the unpacked authors' wheel (it contains ``resnest/gluon``)."""
     here = os.path.dirname(os.path.abspath(__file__))
-    default = os.path.join(here, "..", "..", ".venv", "reference")
+    default = os.path.join(here, "..", ".venv", "reference")
     return os.path.abspath(os.environ.get("RESNEST_AUTHORS_DIR", default))
 
 
-def _authors_package():
-    if _ALIAS in sys.modules:
-        return sys.modules[_ALIAS]
-    folder = os.path.join(authors_dir(), "resnest", "gluon")
-    if not os.path.isfile(os.path.join(folder, "__init__.py")):
+def authors_package():
+    """The authors' ``resnest.gluon`` package, imported as ``resnest_authors.gluon`` (their
+    whole top package is aliased, so their relative imports such as ``..utils`` work)."""
+    gluon = f"{_ALIAS}.gluon"
+    if gluon in sys.modules:
+        return sys.modules[gluon]
+    folder = os.path.join(authors_dir(), "resnest")
+    if not os.path.isfile(os.path.join(folder, "gluon", "__init__.py")):
         raise UserError(f"the authors' resnest 0.0.5 is not unpacked in {authors_dir()}; "
                         f"run `make setup` (or set RESNEST_AUTHORS_DIR).")
     spec = importlib.util.spec_from_file_location(
@@ -35,12 +40,18 @@ def _authors_package():
     module = importlib.util.module_from_spec(spec)
     sys.modules[_ALIAS] = module
     spec.loader.exec_module(module)
-    return module
+    return importlib.import_module(gluon)
+
+
+def authors_module(name):
+    """A module of the authors' Gluon package, e.g. ``'model_store'`` or ``'dropblock'``."""
+    authors_package()
+    return importlib.import_module(f"{_ALIAS}.gluon.{name}")
 
 
 def authors_model(name, **kwargs):
     """The authors' Gluon model ``name`` (not initialised)."""
-    package = _authors_package()
+    package = authors_package()
     if not hasattr(package, name):
         raise UserError(f"the authors' Gluon release has no model {name!r}.")
     return getattr(package, name)(**kwargs)

@@ -1,6 +1,6 @@
 """The C++ training back-end: MXNet's ``ImageRecordIter`` made epoch-aware and rank-even.
 
-Facts this relies on (checked in tests/test_data_pipelines.py on MXNet 1.9.1): with
+Facts this relies on (checked by the data-loader tests on MXNet 1.9.1): with
 ``path_imgidx``, ``num_parts=P`` and ``part_index=k`` the iterator reads records
 ``[k * ceil(N / P), (k + 1) * ceil(N / P))`` of the index, and with ``shuffle=True`` it permutes
 them with ``seed``; augmentation draws come from ``seed_aug``; with one preprocessing thread the
@@ -11,8 +11,8 @@ import math
 
 import mxnet as mx
 
-from ..errors import UserError
-from .pipelines import derive_seed
+from ..utils.errors import UserError
+from ..utils.seed import derive_seed
 
 
 def part_bounds(num_samples, part, parts):
@@ -22,8 +22,9 @@ def part_bounds(num_samples, part, parts):
     return min(part * step, num_samples), min((part + 1) * step, num_samples)
 
 
-class RecordIterLoader:
-    """See :func:`resnest.gluon.data.train_loader` (``backend='rec'``)."""
+class ImageRecordIterLoader:
+    """MXNet's C++ ``ImageRecordIter`` for one rank; see :func:`resnest.gluon.data.train_loader`
+    (``backend='rec'``). ``mean``/``std`` are on 0..255."""
 
     def __init__(self, rec_path, num_samples, batch_size, input_size, rank, num_ranks, seed,
                  num_workers, mean, std, jitter, lighting, ctx, min_area=0.08, mirror=True):

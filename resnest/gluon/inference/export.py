@@ -12,7 +12,7 @@ import tempfile
 import mxnet as mx
 import numpy as np
 
-from .errors import UserError
+from ..utils.errors import UserError
 
 __all__ = ["ONNX_OPSET", "export_symbol", "load_exported", "export_onnx", "onnx_runner"]
 

@@ -18,9 +18,10 @@ Every returned block takes a float32 batch and returns float32 logits.
 import mxnet as mx
 from mxnet.gluon import nn
 
-from .errors import UserError
+from ..utils.errors import UserError
 
-__all__ = ["DTYPES", "INT8_EXCLUDE", "INT8_EXCLUDE_FAST", "optimize", "bfloat16_supported", "calibration_batches"]
+__all__ = ["DTYPES", "INT8_EXCLUDE", "INT8_EXCLUDE_FAST", "optimize", "bfloat16_supported",
+           "calibration_batches", "spread_batches"]
 
 DTYPES = ("float32", "bfloat16", "int8", "float16")
 
@@ -73,7 +74,7 @@ class _AsFloat32(nn.HybridBlock):
 
 def calibration_batches(data, max_batches=None):
     """Re-iterable list of ``[batch]`` for MXNet's quantizer from an iterable of NDArrays or of
-    ``(data, label, ...)`` tuples (e.g. :func:`resnest.gluon.data.val_loader`)."""
+    ``(data, label, ...)`` tuples (e.g. :func:`resnest.gluon.data.eval_loader`)."""
     batches = []
     for item in data:
         batch = item[0] if isinstance(item, (list, tuple)) else item
@@ -87,6 +88,19 @@ def calibration_batches(data, max_batches=None):
     if not batches:
         raise UserError("int8 calibration needs at least one batch of real images "
                         "(pass calib_data, e.g. a val_loader over a few hundred images).")
+    return batches
+
+
+def spread_batches(loader, count):
+    """``count`` batches of ``loader`` spread evenly over it (record files are often in class
+    order, so the first batches would be one class), skipping the batches in between without
+    decoding them; for int8 calibration."""
+    step = max(1, len(loader) // max(1, count))
+    batches = []
+    for start in range(0, min(len(loader), step * count), step):
+        loader.set_epoch(0, start_batch=start)
+        batches.append(next(iter(loader)))
+    loader.set_epoch(0, start_batch=0)
     return batches
 
 

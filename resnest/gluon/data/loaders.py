@@ -1,0 +1,282 @@
+"""Training and evaluation loaders, sharded across (Horovod) ranks.
+
+Two training back-ends behind one interface (``set_epoch``, ``len``, ``num_samples``, and
+iteration yielding ``(data, label, valid)``):
+
+* ``'rec'`` -- MXNet's C++ ``ImageRecordIter`` (:mod:`.cpp_loader`; fastest): random-resized
+  crop, flip, colour jitter, PCA lighting, normalisation.
+* ``'python'`` -- :class:`PythonLoader` over the records with the transforms of
+  :mod:`.transforms` and :mod:`.autoaugment` in worker processes: an exact global permutation
+  per epoch, AutoAugment / RandAugment, and the EfficientNet-style bicubic crop at >= 320.
+
+``backend='auto'`` picks ``'python'`` when the C++ iterator cannot do what is asked. Evaluation
+always uses :class:`PythonLoader` with :func:`~resnest.gluon.data.transforms.eval_transform`,
+over a ``.rec`` or a class-folder tree (:func:`eval_loader`). Who reads what is decided in
+:mod:`.sharding`.
+"""
+import os
+
+import cv2
+import numpy as np
+
+from ..pretrained import IMAGENET_MEAN, IMAGENET_MEAN_255, IMAGENET_STD, IMAGENET_STD_255
+from ..utils.errors import UserError
+from ..utils.seed import derive_seed
+from .recordio import unpack_payload
+from .sharding import train_shard, val_plan
+from .transforms import color_jitter, lighting, normalize_chw, random_resized_crop
+from .validate import rec_info
+
+__all__ = ["RecordSamples", "FolderSamples", "PythonLoader", "TrainTransform", "train_loader",
+           "eval_loader"]
+
+
+class RecordSamples:
+    """The images of a ``.rec`` file in index order: item ``(position, seed)`` ->
+    ``(RGB uint8 HWC, label, seed)``."""
+
+    def __init__(self, rec_path):
+        self.path = rec_path
+        info = rec_info(rec_path)
+        self.num_samples, self.classes = info.num_samples, info.classes
+        self._records = None                       # opened lazily, once per worker process
+
+    def __len__(self):
+        return self.num_samples
+
+    def read(self, position):
+        import mxnet as mx
+        if self._records is None:
+            self._records = mx.gluon.data.RecordFileDataset(self.path)
+        labels, _, image = unpack_payload(self._records[int(position)])
+        bgr = cv2.imdecode(np.frombuffer(image, np.uint8), cv2.IMREAD_COLOR)
+        if bgr is None:
+            raise UserError(f"record {position} of {self.path} does not decode; run "
+                            "scripts/dataset/im2rec.py --check on it.")
+        return np.ascontiguousarray(bgr[:, :, ::-1]), float(labels[0])
+
+    def __getstate__(self):                        # workers reopen the file themselves
+        return dict(self.__dict__, _records=None)
+
+
+class FolderSamples:
+    """The images of a class-folder tree ``root/<class>/...`` (label ``i`` = ``i``-th sorted
+    folder name), decoded upright (EXIF) as RGB."""
+
+    def __init__(self, root):
+        from .folder import scan_class_folders
+        if not os.path.isdir(root):
+            raise UserError(f"image folder {root} does not exist; give a folder with one "
+                            "sub-folder per class.")
+        self.root = root
+        self.class_names, self.items = scan_class_folders(root)
+        if not self.items:
+            raise UserError(f"no images found under {root}/<class>/; the images must be in "
+                            "one sub-folder per class.")
+        self.num_samples, self.classes = len(self.items), len(self.class_names)
+
+    def __len__(self):
+        return self.num_samples
+
+    def read(self, position):
+        from .folder import BadImage, decode_image
+        path, label = self.items[int(position)]
+        try:
+            with open(os.path.join(self.root, path), "rb") as f:
+                bgr = decode_image(f.read())
+        except (OSError, BadImage) as err:
+            raise UserError(f"{os.path.join(self.root, path)} cannot be used ({err}).") from None
+        return np.ascontiguousarray(bgr[:, :, ::-1]), float(label)
+
+
+class _Dataset:
+    """Gluon dataset view: item ``(position, seed)`` -> ``(CHW float32, label)``."""
+
+    def __init__(self, samples, transform):
+        self.samples, self.transform = samples, transform
+
+    def __len__(self):
+        return len(self.samples)
+
+    def __getitem__(self, item):
+        position, seed = item
+        img, label = self.samples.read(position)
+        return self.transform(img, np.random.RandomState(seed)), np.float32(label)
+
+
+class PythonLoader:
+    """Batches ``(data, label, valid)`` of a sample source, decoded and transformed in worker
+    processes; the order of an epoch comes from ``plan(epoch) -> (items, valid)`` (items are
+    ``(position, seed)``, ``valid`` the real samples per batch)."""
+
+    def __init__(self, samples, transform, plan, batch_size, num_workers, ctx=None):
+        self.samples, self.batch_size = samples, batch_size
+        self._dataset = _Dataset(samples, transform)
+        self._plan, self._num_workers, self._ctx = plan, num_workers, ctx
+        self._start = 0
+        self._items, self._valid = plan(0)
+
+    @property
+    def num_samples(self):
+        """Real (non-padding) samples this rank sees per epoch."""
+        return int(sum(self._valid))
+
+    def __len__(self):
+        return len(self._valid)
+
+    def set_epoch(self, epoch, start_batch=0):
+        """Select the epoch's order (a pure function of ``(seed, epoch)``) and skip its first
+        ``start_batch`` batches (for resuming; no image of a skipped batch is decoded)."""
+        self._items, self._valid = self._plan(int(epoch))
+        self._start = int(start_batch)
+
+    def __iter__(self):
+        import mxnet as mx
+        size = self.batch_size
+        batches = [self._items[i:i + size] for i in range(0, len(self._items), size)]
+        batches, counts = batches[self._start:], self._valid[self._start:]
+        if not batches:
+            return
+        loader = mx.gluon.data.DataLoader(
+            self._dataset, batch_sampler=batches,
+            num_workers=self._num_workers if self._num_workers > 1 else 0)
+        for (data, label), count in zip(loader, counts):
+            if self._ctx is not None:
+                data, label = data.as_in_context(self._ctx), label.as_in_context(self._ctx)
+            yield data, label.astype("float32"), count
+
+
+class TrainTransform:
+    """Training augmentation of one RGB image (picklable, for worker processes): optional
+    AutoAugment/RandAugment, random-resized crop (EfficientNet-style at >= 320), flip, colour
+    jitter, PCA lighting, normalisation."""
+
+    def __init__(self, size, jitter, lighting_std, policy=None, min_area=None, mirror=True,
+                 mean=IMAGENET_MEAN, std=IMAGENET_STD):
+        self.size, self.mean, self.std = size, mean, std
+        self.jitter, self.lighting_std, self.policy = jitter, lighting_std, policy
+        self.min_area, self.mirror = min_area, mirror
+
+    def __call__(self, img, rng):
+        if self.policy is not None:
+            from PIL import Image
+            img = np.asarray(self.policy(Image.fromarray(img), rng))
+        img = random_resized_crop(img, self.size, rng, efficientnet=self.size >= 320,
+                                  min_area=self.min_area)
+        if rng.rand() < 0.5 and self.mirror:
+            img = img[:, ::-1]
+        out = color_jitter(img, self.jitter, rng) if self.jitter else img.astype(np.float32)
+        if self.lighting_std:
+            out = lighting(out, self.lighting_std, rng)
+        return normalize_chw(out, self.mean, self.std)
+
+
+def _check_batch(batch_size, rank, num_ranks):
+    if batch_size < 1 or num_ranks < 1 or not 0 <= rank < num_ranks:
+        raise UserError(f"need batch_size >= 1 and 0 <= rank < num_ranks, got batch_size="
+                        f"{batch_size}, rank={rank}, num_ranks={num_ranks}.")
+
+
+def train_loader(rec_path, batch_size, input_size=224, rank=0, num_ranks=1, seed=0,
+                 num_workers=4, jitter=0.4, lighting=0.1, auto_aug=False, ctx=None,
+                 backend="auto", min_area=None, mirror=True):
+    """Training loader over ``rec_path`` for one rank.
+
+    Parameters
+    ----------
+    rec_path : str
+        ``PREFIX.rec`` with ``PREFIX.idx`` beside it.
+    batch_size : int
+        Per-rank batch size.
+    input_size : int
+        Side of the square training crop; >= 320 uses the EfficientNet-style bicubic crop.
+    rank, num_ranks : int
+        This worker and the number of workers (Horovod rank and size).
+    seed : int
+        Base seed: the order and augmentation of every epoch derive from ``(seed, epoch)``.
+    num_workers : int
+        Decoding threads (``'rec'``) or processes (``'python'``). With ``'python'`` the output
+        does not depend on it; with 1 both back-ends are bit-for-bit reproducible.
+    jitter, lighting : float
+        Colour-jitter strength (brightness, contrast, saturation) and PCA-lighting std.
+    auto_aug : bool
+        AutoAugment with the ImageNet policy (forces the Python path).
+    ctx : mx.Context or None
+        Where to put the batches (default: CPU).
+    backend : {'auto', 'rec', 'python'}
+    min_area : float or None
+        Smallest area fraction of the random crop (default 0.08; 0.1 for inputs >= 320).
+    mirror : bool
+        Random horizontal flips (off for data where left and right differ, like digits).
+
+    Returns
+    -------
+    loader
+        ``loader.set_epoch(epoch, start_batch=0)`` before each epoch; ``len(loader)`` batches,
+        the same on every rank; ``loader.num_samples`` images; iteration yields
+        ``(data, label, valid)`` with data ``(B, 3, input_size, input_size)`` float32 normalised
+        with the published mean/std, label ``(B,)`` float32, ``valid == B``.
+    """
+    _check_batch(batch_size, rank, num_ranks)
+    info = rec_info(rec_path)
+    wants_python = auto_aug or input_size >= 320
+    if backend == "auto":
+        backend = "python" if wants_python else "rec"
+    if backend == "rec" and wants_python:
+        raise UserError("AutoAugment and inputs >= 320 need the Python loader; use "
+                        "--loader-backend python or auto.")
+    if backend == "rec":
+        from .cpp_loader import ImageRecordIterLoader
+        return ImageRecordIterLoader(rec_path, info.num_samples, batch_size, input_size, rank,
+                                     num_ranks, seed, num_workers, IMAGENET_MEAN_255,
+                                     IMAGENET_STD_255, jitter, lighting, ctx,
+                                     min_area=min_area or 0.08, mirror=mirror)
+    if backend != "python":
+        raise UserError(f"backend must be 'auto', 'rec' or 'python', not {backend!r}.")
+    policy = None
+    if auto_aug:
+        from .autoaugment import ImageNetPolicy
+        policy = ImageNetPolicy()
+    transform = TrainTransform(input_size, jitter, lighting, policy, min_area, mirror)
+    samples = RecordSamples(rec_path)
+
+    def plan(epoch):
+        positions = train_shard(info.num_samples, batch_size, rank, num_ranks, seed, epoch)
+        seeds = np.random.RandomState(derive_seed(seed, epoch, 1)).randint(
+            0, 2 ** 31 - 1, size=info.num_samples)
+        items = [(int(p), int(seeds[p])) for p in positions]
+        return items, [batch_size] * (len(items) // batch_size)
+    return PythonLoader(samples, transform, plan, batch_size, num_workers, ctx)
+
+
+def eval_loader(source, batch_size, transform, rank=0, num_ranks=1, num_workers=4, ctx=None):
+    """Evaluation loader: every image of ``source`` exactly once over all ranks.
+
+    Parameters
+    ----------
+    source : str or samples
+        A ``.rec`` file (``.idx`` beside it), a class-folder tree, or a sample source
+        (:class:`RecordSamples`, :class:`FolderSamples`, ...).
+    transform : callable
+        Usually :func:`~resnest.gluon.data.transforms.eval_transform` of the model.
+
+    Returns
+    -------
+    PythonLoader
+        Every rank yields the same number of batches; the last ones are padded (by
+        repeating images) and ``valid`` says how many samples at the start of each batch are
+        real (0 on a rank whose share is used up). ``loader.samples.classes`` is the class
+        count of the data.
+    """
+    _check_batch(batch_size, rank, num_ranks)
+    if isinstance(source, str):
+        source = FolderSamples(source) if os.path.isdir(source) else RecordSamples(source)
+    if len(source) < num_ranks:
+        raise UserError(f"{getattr(source, 'path', getattr(source, 'root', 'the data'))} has "
+                        f"{len(source)} images, fewer than {num_ranks} ranks; evaluate with "
+                        "fewer ranks.")
+
+    def plan(epoch):
+        positions, valid = val_plan(len(source), batch_size, rank, num_ranks)
+        return [(p, 0) for p in positions], valid
+    return PythonLoader(source, transform, plan, batch_size, num_workers, ctx)

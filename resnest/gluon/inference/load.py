@@ -1,0 +1,83 @@
+"""One way to get a model ready for inference: its weights, class count and class names.
+
+Published weights come from the store (:mod:`resnest.gluon.store`) with the 1,000 ImageNet
+classes (``imagenet_classes.tsv``: WordNet id and name, generated from GluonCV's table). A
+checkpoint (any ``.params`` of the architecture) sets the class count from its classifier and
+the class names from the JSON that ``train.py`` writes beside it, when there is one.
+"""
+import json
+import os
+from dataclasses import dataclass
+from typing import List, Optional
+
+from ..utils.errors import UserError
+
+__all__ = ["LoadedModel", "imagenet_classes", "checkpoint_class_names", "load_model"]
+
+_IMAGENET = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))),
+                         "imagenet_classes.tsv")
+
+
+@dataclass
+class LoadedModel:
+    """A model with its weights loaded. ``class_names[i]`` names class ``i`` (None when the
+    weights carry no names); ``descriptions`` are readable names where known (ImageNet)."""
+
+    net: object
+    name: str
+    weights: str
+    classes: int
+    class_names: Optional[List[str]] = None
+    descriptions: Optional[List[str]] = None
+
+
+def imagenet_classes():
+    """``(wnids, names)`` of the 1,000 ILSVRC2012 classes in label order."""
+    with open(_IMAGENET, encoding="utf-8") as f:
+        rows = [line.rstrip("\n").split("\t") for line in f if line.strip()]
+    return [r[0] for r in rows], [r[1] for r in rows]
+
+
+def checkpoint_class_names(params_path):
+    """The class names stored in the JSON beside a checkpoint's ``.params``, or None."""
+    record = os.path.splitext(params_path)[0] + ".json"
+    try:
+        with open(record, encoding="utf-8") as f:
+            names = json.load(f).get("class_names")
+    except (OSError, ValueError, AttributeError):
+        return None
+    return list(names) if isinstance(names, list) else None
+
+
+def _classifier_width(arrays, path):
+    keys = [k for k in arrays if k == "fc.weight" or k.endswith(".fc.weight")]
+    if not keys:
+        raise UserError(f"weights file {path} has no fc.weight; it is not a classification "
+                        "model's weights.")
+    return int(arrays[keys[0]].shape[0])
+
+
+def load_model(model, weights=None, ctx=None, root=None):
+    """Build ``model`` and load ``weights`` (a ``.params`` path) or, without it, the published
+    weights from the store.
+
+    Raises
+    ------
+    UserError
+        Unknown model, no published weights, or a weights file of another architecture.
+    """
+    from ..registry import get_model
+    from ..store import get_model_file, load_weights, read_params
+    if weights:
+        classes = _classifier_width(read_params(weights), weights)
+        path, names, descriptions = weights, checkpoint_class_names(weights), None
+    else:
+        path = get_model_file(model, root)
+        names, descriptions = imagenet_classes()
+        classes = len(names)
+    net = get_model(model, classes=classes)
+    load_weights(net, path, ctx=ctx, name=model)
+    if names is not None and len(names) != classes:
+        raise UserError(f"{path} predicts {classes} classes but its JSON names "
+                        f"{len(names)}; the two files do not belong together.")
+    return LoadedModel(net, model, path, classes, names, descriptions)
