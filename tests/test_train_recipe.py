@@ -54,12 +54,42 @@ def test_remaining_published_flags_parse():
         (8, True, "sgd", 7, 10)
 
 
-@pytest.mark.parametrize("extra, word", [("--batch-size 0", "--batch-size"),
-                                         ("--dropblock-prob 1.5", "--dropblock-prob"),
-                                         ("--resume --resume-params x", "--resume")])
+@pytest.mark.parametrize("extra, word", [
+    ("--batch-size 0", "--batch-size must be positive"),
+    ("--lr 0", "--lr must be positive"), ("--lr -0.1", "--lr must be positive"),
+    ("--input-size 0", "--input-size 0 is too small"),
+    ("--input-size 16", "--input-size 16 is too small"),
+    ("--crop-ratio 0", r"--crop-ratio must be in \(0, 1\]"),
+    ("--crop-ratio 1.5", r"--crop-ratio must be in \(0, 1\]"),
+    ("--momentum 1.5", "--momentum"), ("--wd -1", "--wd must be 0 or more"),
+    ("--dropblock-prob 1.5", "--dropblock-prob"), ("--warmup-epochs 300", "--warmup-epochs"),
+    ("--classifier-lr-mult 0", "--classifier-lr-mult"),
+    ("--save-interval-steps -1", "--save-interval-steps"),
+    ("--resume --resume-params x", "--resume"),
+    ("--pretrained --pretrained-params x.params", "--pretrained"),
+    ("--train-dir somewhere", "give the train data once"),
+])
 def test_bad_values_are_one_sentence(extra, word):
     with pytest.raises(UserError, match=word):
         parse_config(AUTHORS + extra.split())
+
+
+def test_a_save_dir_that_is_a_file_is_refused(tmp_path):
+    (tmp_path / "f").write_text("x")
+    with pytest.raises(UserError, match="is a file, not a folder"):
+        parse_config(AUTHORS + ["--save-dir", str(tmp_path / "f")])
+
+
+def test_sizes_that_cannot_fit_and_class_counts_below_one_are_refused():
+    from resnest.gluon import get_model
+    from resnest.gluon.utils.memory import check_fits_in_memory
+    with pytest.raises(UserError, match="--input-size 30000 with batch size 8 needs at least"):
+        check_fits_in_memory(8, 30000, mx.cpu(), training=True)
+    check_fits_in_memory(8, 224, mx.cpu(), training=True)         # a real size passes
+    for bad in (0, -3, 2.5, True):
+        with pytest.raises(UserError, match="classes must be a positive integer"):
+            get_model("resnest_tiny", classes=bad)
+    assert get_model("resnest_tiny", classes=np.int64(3)).fc._units == 3
 
 
 # ---------------------------------------------------------------- schedule
@@ -153,25 +183,99 @@ def test_atomic_write_keeps_previous_file_on_failure(tmp_path):
     assert sorted(os.listdir(tmp_path)) == ["a.params"]  # no temp file left
 
 
+def _record(epoch, step=None, **run):
+    return {"resume_epoch": epoch if step else epoch + 1, "resume_step": step or 0,
+            "run": dict({"batch_size": 8, "lr": 0.1, "workers": 2, "train_data": "t"}, **run)}
+
+
+def _cfg(save_dir, **kw):
+    return parse_config(["--rec-train", "t.rec", "--rec-val", "v.rec", "--model", "m",
+                         "--save-dir", str(save_dir), "--resume"] +
+                        [f"--{k.replace('_', '-')}" if v is True else f"--{k.replace('_', '-')}={v}"
+                         for k, v in kw.items()])
+
+
+RUN = {"batch_size": 8, "lr": 0.1, "workers": 2, "train_data": "t"}
+
+
 def test_latest_complete_checkpoint_skips_damaged_ones(tmp_path):
     d = str(tmp_path)
     for epoch in range(3):
-        ckpt.save_checkpoint(d, "m", epoch, _Stub(), _Stub(), {"step": epoch * 10})
-    assert ckpt.find_latest(d, "m")[0] == 2
+        ckpt.save_checkpoint(d, "m", _Stub(), _Stub(), _record(epoch), epoch)
+    ckpt.save_checkpoint(d, "m", _Stub(), _Stub(), _record(2, step=5), 2, step=5)
+    order = [(r["resume_epoch"], r["resume_step"]) for _, r in ckpt.find_checkpoints(d, "m")]
+    assert order == [(3, 0), (2, 5), (2, 0), (1, 0)]
     with open(ckpt.checkpoint_paths(d, "m", 2)["params"], "ab") as f:
         f.write(b"torn")
     os.remove(ckpt.checkpoint_paths(d, "m", 1)["json"])
-    epoch, record = ckpt.find_latest(d, "m")
-    assert epoch == 0 and record["step"] == 0
-    point = ckpt.resolve_resume(d, "m", resume=True)
-    assert point.start_epoch == 1 and point.params.endswith("imagenet-m-0.params")
+    point = ckpt.resolve_resume(_cfg(tmp_path), RUN)
+    assert (point.start_epoch, point.start_step) == (2, 5)
+    assert point.params.endswith("imagenet-m-2-step5.params")
 
 
 def test_resume_without_checkpoint_is_one_sentence(tmp_path):
     with pytest.raises(UserError, match="no complete checkpoint"):
-        ckpt.resolve_resume(str(tmp_path), "m", resume=True)
+        ckpt.resolve_resume(_cfg(tmp_path), RUN)
+    cfg = parse_config(["--rec-train", "t.rec", "--rec-val", "v.rec", "--resume-params",
+                        str(tmp_path / "x.params")])
     with pytest.raises(UserError, match="does not exist"):
-        ckpt.resolve_resume(str(tmp_path), "m", resume_params=str(tmp_path / "x.params"))
+        ckpt.resolve_resume(cfg, RUN)
+
+
+def test_resume_refuses_a_changed_run_unless_overridden(tmp_path):
+    ckpt.save_checkpoint(str(tmp_path), "m", _Stub(), _Stub(), _record(0), 0)
+    changed = dict(RUN, batch_size=16, workers=1, train_data="other")
+    with pytest.raises(UserError) as err:
+        ckpt.resolve_resume(_cfg(tmp_path), changed)
+    msg = str(err.value)
+    assert "batch size 8 -> 16" in msg and "workers 2 -> 1" in msg and "training data t -> " \
+        "other" in msg and "--resume-override" in msg and "\n" not in msg
+    point = ckpt.resolve_resume(_cfg(tmp_path, resume_override=True), changed)
+    assert point.start_epoch == 1
+    assert ckpt.resolve_resume(_cfg(tmp_path), dict(RUN)).start_epoch == 1
+
+
+def test_a_mid_epoch_checkpoint_needs_the_same_layout(tmp_path):
+    d = str(tmp_path)
+    ckpt.save_checkpoint(d, "m", _Stub(), _Stub(), _record(4, step=3), 4, step=3)
+    two_to_one = dict(RUN, workers=1)
+    with pytest.raises(UserError, match="only checkpoints in .* are inside epoch 4"):
+        ckpt.resolve_resume(_cfg(tmp_path, resume_override=True), two_to_one)
+    ckpt.save_checkpoint(d, "m", _Stub(), _Stub(), _record(3), 3)
+    point = ckpt.resolve_resume(_cfg(tmp_path, resume_override=True), two_to_one)
+    assert (point.start_epoch, point.start_step) == (4, 0)     # the end of epoch 3
+    point = ckpt.resolve_resume(_cfg(tmp_path), RUN)
+    assert (point.start_epoch, point.start_step) == (4, 3)     # same layout: mid-epoch
+
+
+def test_a_full_disk_leaves_the_previous_checkpoint_and_no_parts(tmp_path):
+    """A real file-size limit (RLIMIT_FSIZE, as a full disk: writes fail with EFBIG) while
+    MXNet writes the .params: one sentence, the previous checkpoint intact, nothing else."""
+    code = f"""
+import os, resource, signal, sys
+import mxnet as mx
+from resnest.gluon.train import checkpoint as ckpt
+from resnest.gluon.utils.errors import UserError
+net = mx.gluon.nn.Dense(8, in_units=8); net.initialize()
+trainer = mx.gluon.Trainer(net.collect_params(), "sgd", {{"learning_rate": 0.1}})
+d = {str(tmp_path)!r}
+ckpt.save_checkpoint(d, "m", net, trainer, {{"resume_epoch": 1, "resume_step": 0}}, 0)
+big = mx.gluon.nn.Dense(4000, in_units=1000); big.initialize()
+signal.signal(signal.SIGXFSZ, signal.SIG_IGN)
+resource.setrlimit(resource.RLIMIT_FSIZE, (100000, 100000))
+try:
+    ckpt.save_checkpoint(d, "m", big, trainer, {{"resume_epoch": 2, "resume_step": 0}}, 1)
+except UserError as err:
+    print("USER:", err)
+"""
+    proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                          timeout=120)
+    line = [ln for ln in proc.stdout.splitlines() if ln.startswith("USER:")]
+    assert len(line) == 1 and "cannot write" in line[0] and "No space left" in line[0], \
+        proc.stdout + proc.stderr
+    assert sorted(os.listdir(tmp_path)) == ["imagenet-m-0.json", "imagenet-m-0.params",
+                                            "imagenet-m-0.states"]
+    assert ckpt.find_checkpoints(str(tmp_path), "m")[0][1]["resume_epoch"] == 1
 
 
 # ---------------------------------------------------------------- engine

@@ -96,6 +96,6 @@ def eval_settings(model=None, crop_size=None, crop_ratio=None):
     without published weights), with ``crop_size`` / ``crop_ratio`` overriding them as
     verify.py's flags do."""
     info = PRETRAINED.get(model)
-    crop = crop_size or (info.crop_size if info else 224)
-    ratio = crop_ratio or (info.crop_ratio if info else 0.875)
+    crop = crop_size if crop_size is not None else (info.crop_size if info else 224)
+    ratio = crop_ratio if crop_ratio is not None else (info.crop_ratio if info else 0.875)
     return EvalSettings(int(crop), float(ratio))

@@ -6,6 +6,7 @@ indices inside the ``conv1`` stem and ``downsample`` sequences) are the structur
 published ``.params`` files. Renaming or reordering any of them breaks loading those weights;
 the manifest tests guard it.
 """
+import numbers
 from dataclasses import dataclass
 from typing import Tuple
 
@@ -13,6 +14,7 @@ from mxnet.gluon import nn
 from mxnet.gluon.nn import BatchNorm
 
 from ..layers import DropBlock, SplitAttentionConv
+from ..utils.errors import UserError
 
 __all__ = ["ResNetConfig", "ResNet", "Bottleneck"]
 
@@ -118,6 +120,9 @@ class ResNet(nn.HybridBlock):
     def __init__(self, cfg, classes=1000, dilated=False, dilation=1, norm_layer=BatchNorm,
                  norm_kwargs=None, use_global_stats=False, last_gamma=False,
                  dropblock_prob=0.0, dropblock_mode="batch", final_drop=None, **kwargs):
+        if isinstance(classes, bool) or not isinstance(classes, numbers.Integral) or classes < 1:
+            raise UserError(f"classes must be a positive integer, got {classes!r}.")
+        classes = int(classes)
         kwargs.setdefault("prefix", cfg.name_prefix)
         super().__init__(**kwargs)
         if dilated:

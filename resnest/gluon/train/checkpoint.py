@@ -1,10 +1,15 @@
-"""Checkpoints that survive a ``kill -9``: ``imagenet-{model}-{epoch}.params/.states/.json``.
+"""Checkpoints that survive a ``kill -9`` or a full disk, and where a resumed run continues.
 
-The ``.params`` and ``.states`` names are the published ones. The files are written through
-:mod:`resnest.gluon.utils.io` (temporary name, fsync, rename), the JSON last: it records the
-epoch, step, config, metrics and the sha1 of the other two files, so a checkpoint counts as
-complete only when its JSON exists and both files match it. A process killed at any moment
-leaves the previous checkpoint intact and no file that looks complete.
+Names: ``imagenet-{model}-{epoch}.params/.states/.json`` after an epoch (the published names),
+``imagenet-{model}-{epoch}-step{step}.*`` inside one (``--save-interval-steps``). The three
+files are written as one group through :mod:`resnest.gluon.utils.io` (temporary names, fsync,
+renames, the JSON last): the JSON records the sha1 of the other two, so a checkpoint counts as
+complete only when its JSON exists and both files match it. A process killed at any moment, or
+a disk that fills up, leaves the previous checkpoints intact and no file that looks complete.
+
+The JSON also says where training continues (``resume_epoch``, ``resume_step``) and what the
+run was (config, number of workers, steps per epoch, the data's fingerprint, class names), so
+``--resume`` can refuse to continue a different run.
 """
 import glob
 import json
@@ -15,91 +20,152 @@ from typing import Optional
 
 from ..utils.checksum import sha1_file
 from ..utils.errors import UserError
-from ..utils.io import atomic_group, write_json
+from ..utils.io import atomic_group
 
-__all__ = ["checkpoint_paths", "save_checkpoint", "find_latest", "ResumePoint",
-           "resolve_resume", "load_checkpoint"]
+__all__ = ["checkpoint_paths", "save_checkpoint", "find_checkpoints", "ResumePoint",
+           "resolve_resume", "compare_runs", "load_checkpoint"]
+
+_NAME = re.compile(r"imagenet-(?P<model>.+)-(?P<epoch>\d+)(?:-step(?P<step>\d+))?\.json$")
 
 
-def checkpoint_paths(save_dir, model, epoch):
-    """``{'params', 'states', 'json'}`` paths of the checkpoint after ``epoch`` (0-based)."""
-    stem = os.path.join(save_dir, f"imagenet-{model}-{epoch}")
+def checkpoint_paths(save_dir, model, epoch, step=None):
+    """``{'params', 'states', 'json'}`` paths of the checkpoint after ``epoch`` (0-based), or
+    after ``step`` steps of it."""
+    stem = os.path.join(save_dir, f"imagenet-{model}-{epoch}" +
+                        (f"-step{step}" if step is not None else ""))
     return {"params": stem + ".params", "states": stem + ".states", "json": stem + ".json"}
 
 
-def save_checkpoint(save_dir, model, epoch, net, trainer, meta):
-    """Write the checkpoint after ``epoch``: weights, optimizer state, then the JSON.
+def _write_array_file(save, path):
+    import mxnet as mx
+    try:
+        save(path)
+    except mx.base.MXNetError as err:                  # MXNet reports a full disk this way
+        if "Write incomplete" in str(err):
+            raise OSError(28, "No space left on device (or the file size limit)", path) \
+                from None
+        raise
 
-    ``meta`` (JSON-serialisable: step, config, metrics, ...) is stored with the epoch and the
-    sha1 of both files. Call on rank 0 only. Returns the paths.
+
+def save_checkpoint(save_dir, model, net, trainer, record, epoch, step=None):
+    """Write a checkpoint (rank 0 only): weights, optimizer state and the JSON ``record`` (with
+    the epoch, step and both files' sha1 added), as one group. Returns the paths.
+
+    Raises
+    ------
+    UserError
+        The folder cannot be written (full disk, no permission); the previous checkpoints are
+        unchanged and no part of this one is left behind.
     """
-    os.makedirs(save_dir, exist_ok=True)
-    paths = checkpoint_paths(save_dir, model, epoch)
-    with atomic_group([paths["params"], paths["states"]]) as tmp:
-        net.save_parameters(tmp[os.path.abspath(paths["params"])])
-        trainer.save_states(tmp[os.path.abspath(paths["states"])])
-    record = dict(meta, epoch=epoch, model=model,
-                  params_sha1=sha1_file(paths["params"]), states_sha1=sha1_file(paths["states"]))
-    write_json(paths["json"], record)
+    try:
+        os.makedirs(save_dir, exist_ok=True)
+    except OSError as err:
+        raise UserError(f"cannot create --save-dir {save_dir}: {err.strerror}.") from None
+    paths = checkpoint_paths(save_dir, model, epoch, step)
+    with atomic_group([paths["params"], paths["states"], paths["json"]]) as tmp:
+        params, states = tmp[os.path.abspath(paths["params"])], tmp[os.path.abspath(paths["states"])]
+        _write_array_file(net.save_parameters, params)
+        _write_array_file(trainer.save_states, states)
+        record = dict(record, model=model, epoch=epoch, step=step,
+                      params_sha1=sha1_file(params), states_sha1=sha1_file(states))
+        with open(tmp[os.path.abspath(paths["json"])], "w", encoding="utf-8") as f:
+            json.dump(record, f, indent=1, sort_keys=True)
     return paths
 
 
 def _read_complete(json_path):
     """The JSON record of a checkpoint if it and its files are complete, else None."""
     try:
-        with open(json_path) as f:
+        with open(json_path, encoding="utf-8") as f:
             record = json.load(f)
         stem = json_path[:-len(".json")]
         if (sha1_file(stem + ".params") != record["params_sha1"]
                 or sha1_file(stem + ".states") != record["states_sha1"]):
             return None
-    except (OSError, ValueError, KeyError):
+        record["resume_epoch"], record["resume_step"]          # written by every version
+    except (OSError, ValueError, KeyError, TypeError):
         return None
     return record
 
 
-def find_latest(save_dir, model):
-    """``(epoch, record)`` of the newest complete checkpoint of ``model`` in ``save_dir``, or
-    None."""
-    pattern = re.compile(rf"imagenet-{re.escape(model)}-(\d+)\.json$")
+def find_checkpoints(save_dir, model):
+    """Complete checkpoints of ``model`` in ``save_dir`` as ``(json path, record)``, newest
+    resume position first."""
     found = []
-    for path in glob.glob(os.path.join(glob.escape(save_dir), f"imagenet-{model}-*.json")):
-        m = pattern.search(os.path.basename(path))
-        if m:
-            found.append((int(m.group(1)), path))
-    for epoch, path in sorted(found, reverse=True):
-        record = _read_complete(path)
-        if record is not None:
-            return epoch, record
-    return None
+    for path in glob.glob(os.path.join(glob.escape(save_dir), f"imagenet-{glob.escape(model)}-*.json")):
+        m = _NAME.search(os.path.basename(path))
+        if m and m.group("model") == model:
+            record = _read_complete(path)
+            if record is not None:
+                found.append((path, record))
+    return sorted(found, key=lambda f: (f[1]["resume_epoch"], f[1]["resume_step"]), reverse=True)
 
 
 @dataclass
 class ResumePoint:
-    """Where training starts: the first epoch to train and the files to load (or None)."""
+    """Where training starts: epoch and step, and the files to load (or None)."""
     start_epoch: int = 0
+    start_step: int = 0
     params: Optional[str] = None
     states: Optional[str] = None
     record: Optional[dict] = None
 
 
-def resolve_resume(save_dir, model, resume=False, resume_epoch=0, resume_params="",
-                   resume_states=""):
-    """Decide where to start: ``--resume`` (latest complete checkpoint in ``save_dir``), the
-    authors' ``--resume-params/--resume-states/--resume-epoch``, or from scratch."""
-    if resume:
-        latest = find_latest(save_dir, model)
-        if latest is None:
-            raise UserError(f"--resume found no complete checkpoint imagenet-{model}-*.json in "
-                            f"{save_dir!r}; start without --resume or point --save-dir at a "
-                            "run's folder.")
-        epoch, record = latest
-        paths = checkpoint_paths(save_dir, model, epoch)
-        return ResumePoint(epoch + 1, paths["params"], paths["states"], record)
-    for flag, path in (("--resume-params", resume_params), ("--resume-states", resume_states)):
-        if path and not os.path.isfile(path):
-            raise UserError(f"{flag} {path!r} does not exist; give an existing checkpoint file.")
-    return ResumePoint(resume_epoch, resume_params or None, resume_states or None)
+def _point(json_path, record):
+    stem = json_path[:-len(".json")]
+    return ResumePoint(record["resume_epoch"], record["resume_step"], stem + ".params",
+                       stem + ".states", record)
+
+
+def compare_runs(record, now):
+    """Differences that make a resume continue another run than the checkpoint's: the
+    batch size, the per-worker LR, the number of workers or the data. ``now`` holds the same
+    keys as the record's ``run``. Returns sentences like ``'batch size 32 -> 16'``."""
+    before = record.get("run", {})
+    labels = {"batch_size": "batch size", "lr": "LR per worker", "workers": "workers",
+              "train_data": "training data", "val_data": "validation data"}
+    return [f"{label} {before.get(key)} -> {now.get(key)}" for key, label in labels.items()
+            if key in before and before.get(key) != now.get(key)]
+
+
+def resolve_resume(cfg, run):
+    """Decide where to start (call on rank 0; the runner sends the answer to the others).
+
+    ``--resume``: the newest complete checkpoint in ``--save-dir``; a run that differs from
+    it (:func:`compare_runs` against ``run``) is refused unless ``--resume-override``. A
+    checkpoint written inside an epoch continues only with the same workers and batch size
+    (the rest of that epoch's order depends on both); with ``--resume-override`` the newest
+    end-of-epoch checkpoint is used instead. Without ``--resume``: the authors'
+    ``--resume-params/--resume-states/--resume-epoch``, or from scratch.
+    """
+    if not cfg.resume:
+        for flag, path in (("--resume-params", cfg.resume_params),
+                           ("--resume-states", cfg.resume_states)):
+            if path and not os.path.isfile(path):
+                raise UserError(f"{flag} {path!r} does not exist; give an existing checkpoint "
+                                "file.")
+        return ResumePoint(cfg.resume_epoch, 0, cfg.resume_params or None,
+                           cfg.resume_states or None)
+    found = find_checkpoints(cfg.save_dir, cfg.model)
+    if not found:
+        raise UserError(f"--resume found no complete checkpoint imagenet-{cfg.model}-*.json in "
+                        f"{cfg.save_dir!r}; start without --resume or point --save-dir at a "
+                        "run's folder.")
+    path, record = found[0]
+    changes = compare_runs(record, run)
+    if changes and not cfg.resume_override:
+        raise UserError(f"the run in {cfg.save_dir} differs from this one ({'; '.join(changes)})"
+                        "; resume with the same settings, or pass --resume-override to go on "
+                        "with the new ones.")
+    layout = [c for c in changes if c.split(" ")[0] in ("batch", "workers")]
+    if record["resume_step"] and layout:
+        ends = [(p, r) for p, r in found if not r["resume_step"]]
+        if not ends:
+            raise UserError(f"the only checkpoints in {cfg.save_dir} are inside epoch "
+                            f"{record['resume_epoch']}, whose order depends on the workers and "
+                            f"the batch size ({'; '.join(layout)}); resume with the old ones.")
+        path, record = ends[0]
+    return _point(path, record)
 
 
 def load_checkpoint(net, trainer, point, ctx):

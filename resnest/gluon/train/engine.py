@@ -21,14 +21,14 @@ import numpy as np
 from mxnet import autograd
 
 from ..layers.dropblock import set_drop_prob
-from ..utils.distributed import inject_fault
+from ..utils.distributed import inject_fault, trace_file
 from ..utils.errors import UserError
 from ..utils.seed import derive_seed, seed_everything
 from .losses import draw_mixup_lam, make_targets, soft_cross_entropy
 from .schedule import dropblock_prob, learning_rate
 
 __all__ = ["TrainingDiverged", "LossScaler", "StepResult", "PendingStep", "Recipe",
-           "sync_bn_stats", "train_step", "train_epoch"]
+           "sync_replicas", "train_step", "train_epoch"]
 
 
 class TrainingDiverged(UserError):
@@ -195,40 +195,65 @@ class _NullHooks:
         pass
 
 
-def train_epoch(net, trainer, dist, loader, recipe, epoch, scaler=None, hooks=None):
-    """Train one epoch; returns ``{'train_loss', 'img_per_sec', 'lr', 'skipped_steps',
-    'epoch_time', 'samples'}`` with global (all-rank) numbers.
+def _step_seed(recipe, rank, epoch, step):
+    """Every random draw of a step (DropBlock, dropout, mixup) comes from ``(seed, rank,
+    epoch, step)``, so a run resumed at any step draws exactly what it would have drawn."""
+    mx.random.seed(derive_seed(recipe.seed, rank, epoch, step))
+    if not recipe.mixup_on(epoch):
+        return None
+    return draw_mixup_lam(np.random.RandomState(derive_seed(recipe.seed, rank, epoch, step, 7)),
+                          recipe.mixup_alpha)
+
+
+def train_epoch(net, trainer, dist, loader, recipe, epoch, scaler=None, hooks=None,
+                start_step=0, save_every=0, save=None):
+    """Train one epoch (from step ``start_step``); returns ``{'train_loss', 'img_per_sec',
+    'lr', 'skipped_steps', 'epoch_time', 'samples'}`` with global (all-rank) numbers.
 
     ``hooks`` (optional) gets ``beat()`` after every step (the watchdog) and
     ``step(epoch=, step=, steps=, loss=, lr=, img_per_sec=, loss_scale=)`` every
-    ``recipe.log_interval`` steps and at the end. Raises :class:`TrainingDiverged` on every rank
-    when any rank's loss is not finite.
+    ``recipe.log_interval`` steps and at the end. ``save(epoch, steps_done)`` is called after
+    every ``save_every`` steps, with exactly that many steps applied (a mid-epoch checkpoint).
+    Raises :class:`TrainingDiverged` on every rank when any rank's loss or gradients are not
+    finite.
     """
     hooks = hooks or _NullHooks()
-    loader.set_epoch(epoch)
+    loader.set_epoch(epoch, start_step)
     seed_everything(recipe.seed, dist.rank, epoch)
-    mixup_rng = np.random.RandomState(derive_seed(recipe.seed, dist.rank, epoch, 7))
     set_drop_prob(net, dropblock_prob(epoch, recipe.num_epochs, recipe.dropblock_target))
     steps = len(loader)
     total, warmup = recipe.num_epochs * steps, recipe.warmup_epochs * steps
-    wait = scaler is not None and scaler.dynamic  # fp16 must skip overflowing steps
     meter = _EpochMeter(epoch, steps, recipe.log_interval, hooks, scaler)
+    trace = trace_file(dist.rank)
+    # fp16 waits for every step's all-rank outcome (it must skip overflowing steps); fp32
+    # reads it one step later, except before a checkpoint, which must hold exactly its steps.
     pending = None
-    for i, (data, label, _valid) in enumerate(loader):
+    for i, (data, label, _valid) in enumerate(loader, start_step):
         inject_fault(dist.rank, epoch, i)
+        if trace:
+            trace.write(f"{epoch} {i} " + " ".join(str(int(v)) for v in label.asnumpy()) + "\n")
         meter.lr = learning_rate(epoch * steps + i, total, warmup, recipe.base_lr)
         trainer.set_learning_rate(meter.lr)
-        lam = draw_mixup_lam(mixup_rng, recipe.mixup_alpha) if recipe.mixup_on(epoch) else None
+        lam = _step_seed(recipe, dist.rank, epoch, i)
+        checkpoint = save is not None and save_every and (i + 1) % save_every == 0 \
+            and i + 1 < steps
+        wait = bool(scaler is not None and scaler.dynamic) or checkpoint
+        if pending is not None and wait:
+            meter.add(pending.result(), i - 1)
+            pending = None
         res = train_step(net, trainer, dist, data, label, recipe.classes, recipe.smoothing_eps,
                          lam, scaler, wait=wait, name=f"step_stats.{i % 2}")
+        if pending is not None:
+            meter.add(pending.result(), i - 1)
+        pending = None if wait else res
         if wait:
             meter.add(res, i)
-        else:
-            if pending is not None:
-                meter.add(pending.result(), i - 1)
-            pending = res
+        if checkpoint:
+            save(epoch, i + 1)
     if pending is not None:
         meter.add(pending.result(), steps - 1)
+    if trace:
+        trace.close()
     return meter.summary()
 
 
@@ -238,6 +263,7 @@ class _EpochMeter:
     def __init__(self, epoch, steps, log_interval, hooks, scaler):
         self.epoch, self.steps, self.log_interval = epoch, steps, log_interval
         self.hooks, self.scaler, self.lr = hooks, scaler, 0.0
+        self.fp16 = scaler is not None and scaler.dynamic      # skips overflows; fp32 stops
         self.loss_sum = self.samples = self.skipped = 0
         self.window_loss = self.window_samples = 0
         self.start = self.window_start = time.perf_counter()
@@ -249,7 +275,7 @@ class _EpochMeter:
             raise TrainingDiverged(
                 f"the training loss is not finite {where} on rank(s) "
                 f"{', '.join(map(str, res.bad_loss_ranks))}; lower --lr or check the data.")
-        if res.overflow and not res.skipped:
+        if res.overflow and not self.fp16:
             raise TrainingDiverged(
                 f"the gradients are not finite {where} (a NaN or Inf in the data, or an "
                 "exploding gradient; fp32 has no loss scaling to recover, the last checkpoint "
@@ -277,9 +303,25 @@ class _EpochMeter:
                 "samples": int(self.samples)}
 
 
-def sync_bn_stats(net, dist):
-    """Average BN running means/variances over ranks: each rank saw different images, and
-    evaluation and the checkpoint (rank 0's) should use the statistics of all of them."""
-    stats = [p.data() for name, p in sorted(net.collect_params().items())
-             if name.endswith(("running_mean", "running_var"))]
+def sync_replicas(net, trainer, dist):
+    """Make every rank hold the same model: BN running statistics averaged over the ranks
+    (each saw different images), then rank 0's weights and optimizer state on every rank.
+
+    Called before every checkpoint and evaluation. The weights should already agree (same
+    start, same summed gradients), but MXNet 1.9's oneDNN CPU kernels let ranks drift apart by
+    a few ulp now and then (measured: 4 Gloo ranks, hybridized; never with oneDNN disabled or
+    one engine thread); re-sending rank 0's state keeps every checkpoint, evaluation and
+    resumed run the one model.
+    """
+    params = sorted(net.collect_params().items())
+    stats = [p.data() for name, p in params if name.endswith(("running_mean", "running_var"))]
     dist.average_in_place(stats, "bn_stats")
+    weights = [p.data() for name, p in params
+               if not name.endswith(("running_mean", "running_var"))]
+    dist.broadcast_arrays(weights, "sync.weights")
+    states = []
+    for updater in trainer._updaters:
+        for _, state in sorted(updater.states.items()):
+            states.extend(s for s in (state if isinstance(state, (list, tuple)) else [state])
+                          if isinstance(s, mx.nd.NDArray))
+    dist.broadcast_arrays(states, "sync.states")

@@ -67,12 +67,17 @@ class Monitor:
             write_text(os.path.join(self.save_dir, "config.json"),
                        json.dumps(config, indent=2, sort_keys=True))
 
-    def truncate(self, start_epoch):
-        """Drop the records of epochs >= ``start_epoch`` (left by a run killed mid-epoch) so a
-        resumed run's ``metrics.jsonl`` reads as one clean run."""
+    def truncate(self, start_epoch, start_step=0):
+        """Drop the records from step ``start_step`` of epoch ``start_epoch`` on (left by a
+        killed run) so a resumed run's ``metrics.jsonl`` reads as one clean run."""
         if not self.enabled or not os.path.exists(self.metrics_path):
             return
-        kept = [r for r in read_metrics(self.metrics_path) if r.get("epoch", 0) < start_epoch]
+
+        def before(r):
+            epoch = r.get("epoch", 0)
+            return epoch < start_epoch or (epoch == start_epoch and r.get("kind") == "step"
+                                           and r.get("step", 0) < start_step)
+        kept = [r for r in read_metrics(self.metrics_path) if before(r)]
         write_text(self.metrics_path, "".join(json.dumps(r, sort_keys=True) + "\n"
                                               for r in kept))
 
@@ -82,7 +87,9 @@ class Monitor:
             f.flush()
 
     def epoch_begin(self, epoch, steps):
-        if self.progress:
+        # A bar needs a terminal; under horovodrun (a pipe, lines prefixed per rank) the
+        # log lines every --log-interval steps are the progress.
+        if self.progress and sys.stderr.isatty():
             from tqdm import tqdm
             self._bar = tqdm(total=steps, desc=f"epoch {epoch}", file=sys.stderr,
                              dynamic_ncols=True, leave=False)

@@ -1,5 +1,14 @@
-"""A whole training run from a :class:`TrainConfig`: set-up, epochs, evaluation, checkpoints."""
+"""A whole training run from a :class:`TrainConfig`: set-up, epochs, checkpoints, evaluation.
+
+Order of an epoch: train, give every rank the same model (BN statistics averaged, rank 0's
+weights and optimizer state), write the checkpoint (when due), then evaluate, so a failing
+evaluation never costs the epoch. Where a resumed run starts is
+decided by rank 0 and sent to every rank, and every rank checks that it reads the very same
+checkpoint files (node-local disks or a lagging shared file system would otherwise make ranks
+start at different epochs).
+"""
 import dataclasses
+import os
 import time
 
 import mxnet as mx
@@ -7,44 +16,28 @@ import numpy as np
 
 from ..evaluate import evaluate
 from ..registry import get_model, list_models
-from ..utils.distributed import Watchdog, setup_distributed
+from ..utils.checksum import sha1_file
+from ..utils.distributed import Watchdog, setup_distributed, trace_path
 from ..utils.errors import UserError
+from ..utils.memory import check_fits_in_memory
 from ..utils.seed import seed_everything
-from .checkpoint import load_checkpoint, resolve_resume, save_checkpoint
-from .engine import LossScaler, Recipe, sync_bn_stats, train_epoch
+from .checkpoint import find_checkpoints, load_checkpoint, resolve_resume, save_checkpoint
+from .engine import LossScaler, Recipe, sync_replicas, train_epoch
+from .finetune import freeze_backbone, load_matching, set_classifier_lr_mult
+from .inputs import resolve_inputs
 from .monitor import Monitor
 from .schedule import global_lr
 
-__all__ = ["train", "check_inputs", "build_net", "build_trainer"]
-
-
-def check_inputs(cfg, size, ctx):
-    """Validate what can only be checked against files and hardware; returns
-    ``(train_info, val_info, classes)``. Raises :class:`UserError` (one sentence)."""
-    from ..data import rec_info
-    if cfg.model.lower() not in list_models():
-        get_model(cfg.model)  # raises the registry's sentence naming the known models
-    train_info, val_info = rec_info(cfg.rec_train), rec_info(cfg.rec_val)
-    classes = cfg.classes or max(train_info.classes, val_info.classes)
-    if classes < max(train_info.classes, val_info.classes):
-        raise UserError(f"--classes {classes} is smaller than the {train_info.classes} classes "
-                        f"in {cfg.rec_train}; drop --classes to read it from the data.")
-    if cfg.batch_size * size > train_info.num_samples:
-        raise UserError(f"--batch-size {cfg.batch_size} x {size} worker(s) is larger than the "
-                        f"{train_info.num_samples} images in {cfg.rec_train}; use a smaller "
-                        "--batch-size.")
-    if cfg.dtype == "float16" and ctx.device_type != "gpu":
-        raise UserError("--dtype float16 needs a GPU (MXNet AMP has no fp16 CPU kernels); use "
-                        "--dtype float32 on CPU.")
-    return train_info, val_info, classes
+__all__ = ["train", "build_net", "build_trainer", "agree_on_resume"]
 
 
 def build_net(model, classes, ctx, last_gamma=False, dropblock_prob=0.0, final_drop=None,
-              hybridize=True, dropblock_mode="batch"):
+              hybridize=True, dropblock_mode="batch", use_global_stats=False):
     """The model, Xavier-initialised (gaussian, in, magnitude 2) on ``ctx``."""
     kw = {} if final_drop is None else {"final_drop": final_drop}
     net = get_model(model, classes=classes, last_gamma=last_gamma,
-                    dropblock_prob=dropblock_prob, dropblock_mode=dropblock_mode, **kw)
+                    dropblock_prob=dropblock_prob, dropblock_mode=dropblock_mode,
+                    use_global_stats=use_global_stats, **kw)
     net.initialize(mx.init.Xavier(rnd_type="gaussian", factor_type="in", magnitude=2), ctx=ctx)
     if hybridize:
         net.hybridize(static_alloc=True, static_shape=True)
@@ -76,21 +69,53 @@ def sorted_by_label(rec_path, probes=256):
     return all(a <= b for a, b in zip(labels, labels[1:]))
 
 
-def choose_backend(backend, rec_path, size):
-    """The C++ reader hands each rank a contiguous block of the file; on a class-ordered file
-    that gives each rank a few classes per epoch, so use the Python loader's global shuffle."""
-    if backend == "auto" and size > 1 and sorted_by_label(rec_path):
-        return "python"
-    return backend
+def _check_model_and_device(cfg, dist):
+    if cfg.model.lower() not in list_models():
+        get_model(cfg.model)  # raises the registry's sentence naming the known models
+    if cfg.dtype == "float16" and dist.ctx.device_type != "gpu":
+        raise UserError("--dtype float16 needs a GPU (MXNet AMP has no fp16 CPU kernels); use "
+                        "--dtype float32 on CPU.")
+    check_fits_in_memory(cfg.batch_size, cfg.input_size, dist.ctx, training=True)
 
 
-def _loaders(cfg, dist, mon):
+def agree_on_resume(cfg, dist, run):
+    """The :class:`~.checkpoint.ResumePoint`, decided by rank 0 and the same on every rank;
+    every rank checks that it sees the same checkpoint files (by sha1)."""
+    error, point = None, None
+    if dist.is_root:
+        try:
+            point = resolve_resume(cfg, run)
+        except UserError as err:
+            error = err
+    if dist.failed_ranks(error is None, "resume.decide"):
+        raise error or UserError("rank 0 could not decide where to resume (its message says "
+                                 "why).")
+    point = dist.broadcast_object(point, "resume.point")
+    ok = True
+    for key in ("params", "states"):
+        path = getattr(point, key)
+        if path:
+            want = point.record.get(f"{key}_sha1") if point.record else None
+            ok = ok and os.path.isfile(path) and (want is None or sha1_file(path) == want)
+    bad = dist.failed_ranks(ok, "resume.files")
+    if bad:
+        raise UserError(f"rank(s) {', '.join(map(str, bad))} cannot read the checkpoint "
+                        f"{point.params} that rank 0 resumes from, or read another version of "
+                        "it (node-local disks or a lagging shared file system); make the same "
+                        "file visible to every rank.")
+    return point
+
+
+def _loaders(cfg, dist, data, mon):
     from ..data import eval_loader, eval_transform, train_loader
-    backend = choose_backend(cfg.loader_backend, cfg.rec_train, dist.size)
-    if backend != cfg.loader_backend:
-        mon.info(f"{cfg.rec_train} is ordered by class: using the Python loader's global "
+    backend = cfg.loader_backend
+    if backend == "auto" and dist.size > 1 and sorted_by_label(data.rec_train):
+        # The C++ reader hands each rank a contiguous block of the file; on a class-ordered
+        # file that gives each rank a few classes per epoch: use the Python loader's shuffle.
+        backend = "python"
+        mon.info(f"{data.rec_train} is ordered by class: using the Python loader's global "
                  "shuffle (pack with im2rec.py --shuffle to use the faster C++ reader).")
-    train = train_loader(cfg.rec_train, cfg.batch_size, input_size=cfg.input_size,
+    train = train_loader(data.rec_train, cfg.batch_size, input_size=cfg.input_size,
                          rank=dist.rank, num_ranks=dist.size, seed=cfg.seed,
                          num_workers=cfg.data_nthreads, jitter=cfg.jitter,
                          lighting=cfg.lighting, auto_aug=cfg.auto_aug, ctx=dist.ctx,
@@ -98,7 +123,7 @@ def _loaders(cfg, dist, mon):
                          mirror=not cfg.no_mirror)
     # In-training evaluation crops like verify.py at the training size.
     transform = eval_transform(cfg.model, crop_size=cfg.input_size, crop_ratio=cfg.crop_ratio)
-    val = eval_loader(cfg.rec_val, cfg.batch_size, transform, rank=dist.rank,
+    val = eval_loader(data.rec_val, cfg.batch_size, transform, rank=dist.rank,
                       num_ranks=dist.size, num_workers=cfg.data_nthreads, ctx=dist.ctx)
     return train, val
 
@@ -115,63 +140,106 @@ def _recipe(cfg, classes, size):
 def train(cfg):
     """Run the training described by ``cfg``; returns the last epoch's metrics (a dict)."""
     dist = setup_distributed(cfg.no_cuda, cfg.timeout)
-    train_info, val_info, classes = check_inputs(cfg, dist.size, dist.ctx)
-    point = resolve_resume(cfg.save_dir, cfg.model, cfg.resume, cfg.resume_epoch,
-                           cfg.resume_params, cfg.resume_states)
-    watchdog = Watchdog(cfg.timeout, dist.rank).start()
-    mon = Monitor(cfg.save_dir, dist.is_root, cfg.logging_file, cfg.progress, watchdog)
+    mon = Monitor(cfg.save_dir, dist.is_root, cfg.logging_file, cfg.progress)
     try:
-        return _run(cfg, dist, mon, point, classes, train_info, val_info)
+        _check_model_and_device(cfg, dist)
+        data = resolve_inputs(cfg, dist, mon.info)
+        run = {"batch_size": cfg.batch_size, "lr": cfg.lr, "workers": dist.size,
+               **data.fingerprints}
+        point = agree_on_resume(cfg, dist, run)
+        mon.watchdog = Watchdog(cfg.timeout, dist.rank).start()
+        return _run(cfg, dist, mon, point, data, run)
     finally:
-        watchdog.stop()
+        if mon.watchdog is not None:
+            mon.watchdog.stop()
         mon.close()
 
 
-def _run(cfg, dist, mon, point, classes, train_info, val_info):
+def _build(cfg, dist, mon, point, data):
+    """The network and its trainer, with the starting weights and optimizer state."""
     if cfg.dtype == "float16":
         from mxnet.contrib import amp
         amp.init(target_dtype="float16")  # before the graph is built: casts inside the graph
     seed_everything(cfg.seed, 1 << 30)  # the same initial weights everywhere, then broadcast
-    net = build_net(cfg.model, classes, dist.ctx, cfg.last_gamma, cfg.dropblock_prob,
-                    cfg.final_drop, cfg.mode == "hybrid", cfg.dropblock_mode)
+    net = build_net(cfg.model, data.classes, dist.ctx, cfg.last_gamma, cfg.dropblock_prob,
+                    cfg.final_drop, cfg.mode == "hybrid", cfg.dropblock_mode,
+                    use_global_stats=cfg.freeze_backbone)
+    if not point.params and (cfg.pretrained or cfg.pretrained_params):
+        from ..store import get_model_file
+        source = cfg.pretrained_params or get_model_file(cfg.model)
+        loaded, fresh = load_matching(net, source, dist.ctx, cfg.model)
+        mon.info(f"started from {source}: {len(loaded)} parameter arrays loaded"
+                 + (f", {len(fresh)} re-initialised ({', '.join(fresh)}: other class count)"
+                    if fresh else ""))
+    if cfg.freeze_backbone:
+        mon.info(f"backbone frozen: {freeze_backbone(net)} parameter arrays get no gradient; "
+                 "BN uses its stored statistics")
+    if cfg.classifier_lr_mult != 1.0:
+        set_classifier_lr_mult(net, cfg.classifier_lr_mult)
     trainer = build_trainer(net, dist, cfg.optimizer, global_lr(cfg.lr, dist.size),
                             cfg.momentum, cfg.wd, cfg.no_wd)
     load_checkpoint(net, trainer, point, dist.ctx)
     dist.broadcast_parameters(net.collect_params())
+    return net, trainer
+
+
+def _saver(cfg, dist, net, trainer, data, run, scaler):
+    """``save(epoch, step=None)`` writing a checkpoint on rank 0 (every rank first takes the
+    one model, :func:`~.engine.sync_replicas`); a mid-epoch save replaces the previous one."""
+    def save(epoch, step=None):
+        sync_replicas(net, trainer, dist)
+        if not dist.is_root:
+            return
+        record = {"resume_epoch": epoch if step else epoch + 1, "resume_step": step or 0,
+                  "run": run, "class_names": data.class_names,
+                  "loss_scaler": scaler.state_dict()}
+        paths = save_checkpoint(cfg.save_dir, cfg.model, net, trainer, record, epoch, step)
+        for path, old in find_checkpoints(cfg.save_dir, cfg.model):
+            if old.get("step") and path != paths["json"]:      # older mid-epoch checkpoints
+                for ext in (".json", ".params", ".states"):
+                    os.remove(path[:-len(".json")] + ext)
+    return save
+
+
+def _run(cfg, dist, mon, point, data, run):
+    net, trainer = _build(cfg, dist, mon, point, data)
     scaler = LossScaler(dynamic=cfg.dtype == "float16")
     if point.record:
         scaler.load_state_dict(point.record.get("loss_scaler"))
-    train_data, val_data = _loaders(cfg, dist, mon)
-    recipe = _recipe(cfg, classes, dist.size)
-    mon.truncate(point.start_epoch)
-    mon.save_config(dict(dataclasses.asdict(cfg), workers=dist.size, classes_resolved=classes,
-                         train_samples=train_info.num_samples,
-                         val_samples=val_info.num_samples, global_lr=recipe.base_lr,
-                         steps_per_epoch=len(train_data), start_epoch=point.start_epoch,
+    train_data, val_data = _loaders(cfg, dist, data, mon)
+    recipe = _recipe(cfg, data.classes, dist.size)
+    save = _saver(cfg, dist, net, trainer, data, run, scaler)
+    mon.truncate(point.start_epoch, point.start_step)
+    mon.save_config(dict(dataclasses.asdict(cfg), workers=dist.size, classes_resolved=data.classes,
+                         rec_train_resolved=data.rec_train, rec_val_resolved=data.rec_val,
+                         train_samples=data.train_samples, val_samples=data.val_samples,
+                         global_lr=recipe.base_lr, steps_per_epoch=len(train_data),
+                         start_epoch=point.start_epoch, start_step=point.start_step,
                          context=str(dist.ctx)))
-    mon.info(f"{cfg.model}: {classes} classes, {train_info.num_samples} training / "
-             f"{val_info.num_samples} validation images, {dist.size} worker(s) on "
-             f"{dist.ctx}, global LR {recipe.base_lr:g}, {len(train_data)} steps/epoch, "
-             f"epochs {point.start_epoch}..{cfg.num_epochs - 1}")
+    mon.info(f"{cfg.model}: {data.classes} classes, {data.train_samples} training / "
+             f"{data.val_samples} validation images, {dist.size} worker(s) on {dist.ctx}, "
+             f"global LR {recipe.base_lr:g}, {len(train_data)} steps/epoch, epochs "
+             f"{point.start_epoch}..{cfg.num_epochs - 1}"
+             + (f" (from step {point.start_step})" if point.start_step else ""))
     stats, started = {}, time.perf_counter()
     for epoch in range(point.start_epoch, cfg.num_epochs):
-        mon.epoch_begin(epoch, len(train_data))
-        stats = train_epoch(net, trainer, dist, train_data, recipe, epoch, scaler, mon)
-        sync_bn_stats(net, dist)
+        start = point.start_step if epoch == point.start_epoch else 0
+        mon.epoch_begin(epoch, len(train_data) - start)
+        stats = train_epoch(net, trainer, dist, train_data, recipe, epoch, scaler, mon,
+                            start_step=start, save_every=cfg.save_interval_steps, save=save)
         last = epoch + 1 == cfg.num_epochs
-        if last or (cfg.eval_frequency > 0 and (epoch + 1) % cfg.eval_frequency == 0):
+        if last or (cfg.save_frequency and (epoch + 1) % cfg.save_frequency == 0):
+            save(epoch)                                     # before evaluating: never lost
+        else:
+            sync_replicas(net, trainer, dist)
+        if last or (cfg.eval_frequency and (epoch + 1) % cfg.eval_frequency == 0):
             stats.update(evaluate(net, val_data, dist,
                                   progress=lambda *_: mon.beat()).metrics())
         done = epoch + 1 - point.start_epoch
         eta = (time.perf_counter() - started) / done * (cfg.num_epochs - epoch - 1)
         mon.epoch_end(epoch, stats, eta)
-        if dist.is_root and (last or (cfg.save_frequency > 0
-                                      and (epoch + 1) % cfg.save_frequency == 0)):
-            save_checkpoint(cfg.save_dir, cfg.model, epoch, net, trainer, {
-                "step": (epoch + 1) * len(train_data), "steps_per_epoch": len(train_data),
-                "workers": dist.size, "config": dataclasses.asdict(cfg), "metrics": stats,
-                "loss_scaler": scaler.state_dict()})
-        mon.beat()
+    trace = trace_path(dist.rank, ".params")
+    if trace:
+        net.save_parameters(trace)
     mon.finish()
     return stats
-

@@ -4,9 +4,10 @@ Everything else talks to :class:`Dist`, so a single process runs the very same c
 ``size == 1`` (sums are then the identity). Also here: the guard that turns a dead or hung rank
 into a non-zero exit within a bounded time instead of a job that hangs forever.
 
-Test hook (used only by the training tests): ``RESNEST_TEST_FAULT=die:R:E:S``
-makes rank ``R`` call ``os._exit(1)`` before step ``S`` of epoch ``E``; ``hang:R:E:S`` makes it
-sleep forever there instead.
+Test hooks (used only by the training tests): ``RESNEST_TEST_FAULT=die:R:E:S`` makes rank ``R``
+call ``os._exit(1)`` before step ``S`` of epoch ``E``; ``hang:R:E:S`` makes it sleep forever
+there instead. ``RESNEST_TEST_TRACE=DIR`` makes every rank append the labels of each training
+batch to ``DIR/rank<R>.txt`` and save its final parameters to ``DIR/rank<R>.params``.
 """
 import os
 import sys
@@ -18,7 +19,8 @@ from typing import Any
 import mxnet as mx
 import numpy as np
 
-__all__ = ["Dist", "setup_distributed", "launched_by_horovod", "Watchdog", "inject_fault"]
+__all__ = ["Dist", "setup_distributed", "launched_by_horovod", "Watchdog", "inject_fault",
+           "trace_file", "trace_path"]
 
 _RANK_VARS = ("HOROVOD_RANK", "OMPI_COMM_WORLD_RANK", "PMI_RANK")
 
@@ -86,6 +88,29 @@ class Dist:
     def barrier(self, name="barrier"):
         """Wait until every rank gets here."""
         self.allreduce_sum([0.0], name)
+
+    def failed_ranks(self, ok, name):
+        """Every rank says whether its part worked; returns the ranks that failed (the same
+        list on every rank), so all can stop together instead of waiting for a dead peer."""
+        flags = np.zeros(self.size)
+        flags[self.rank] = 0.0 if ok else 1.0
+        return [int(r) for r in np.nonzero(self.allreduce_sum(flags, name))[0]]
+
+    def broadcast_arrays(self, arrays, name):
+        """Overwrite each NDArray with rank 0's values. A copy in MXNet's default layout is
+        sent (Horovod cannot read arrays that oneDNN keeps in its own layout)."""
+        if self.hvd is None:
+            return
+        for i, arr in enumerate(arrays):
+            tmp = arr.copy()
+            self.hvd.broadcast_(tmp, root_rank=0, name=f"{name}.{i}")
+            arr[:] = tmp
+
+    def broadcast_object(self, obj, name):
+        """Rank 0's ``obj`` (picklable) on every rank."""
+        if self.hvd is None:
+            return obj
+        return self.hvd.broadcast_object(obj, root_rank=0, name=name)
 
 
 def setup_distributed(no_cuda=False, timeout=1800.0, num_gpus=None):
@@ -182,3 +207,15 @@ def inject_fault(rank, epoch, step, environ=None):
         os._exit(1)
     while True:
         time.sleep(3600)
+
+
+def trace_path(rank, suffix, environ=None):
+    """``DIR/rank<R><suffix>`` when ``RESNEST_TEST_TRACE=DIR`` is set (tests only), else None."""
+    folder = (os.environ if environ is None else environ).get("RESNEST_TEST_TRACE")
+    return os.path.join(folder, f"rank{rank}{suffix}") if folder else None
+
+
+def trace_file(rank):
+    """The open trace of this rank's training labels (tests only; see the module doc)."""
+    path = trace_path(rank, ".txt")
+    return open(path, "a") if path else None
