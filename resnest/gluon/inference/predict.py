@@ -10,6 +10,7 @@ row with an ``error`` and the run goes on.
 """
 import csv
 import io
+import itertools
 import json
 import sys
 from dataclasses import dataclass, field
@@ -107,10 +108,11 @@ def _batches(loader, items, rec_names, batch_size):
             (failed if image is None else good).append((position, row))
             if image is not None:
                 images.append(image)
+        batch = None
         if images:
             # One input shape for the tuned (and the quantized) graph: repeat the last image.
-            images = np.stack(images + images[-1:] * (batch_size - len(images)))
-        yield failed, good, images if len(good) else None
+            batch = np.stack(images + images[-1:] * (batch_size - len(images)))
+        yield failed, good, batch
 
 
 def _calibrated(net, batches, cfg, crop, batch_size, log):
@@ -183,17 +185,12 @@ def predict(cfg, log=None):
     else:
         net = optimize(loaded.net, "float32", input_size=crop, batch_size=batch_size)
     count = min(cfg.topk, loaded.classes)
-    for failed, good, images in _chain(head, batches):
+    for failed, good, images in itertools.chain(head, batches):
         if images is not None:
             tops = _top(net(mx.nd.array(images)).asnumpy()[:len(good)], count, loaded)
             for (_, row), top in zip(good, tops):
                 row.top = top
         yield from (row for _, row in sorted(failed + good, key=lambda r: r[0]))
-
-
-def _chain(head, rest):
-    yield from head
-    yield from rest
 
 
 def format_text(pred):
