@@ -150,10 +150,12 @@ def read_params(path):
     return arrays
 
 
-def load_weights(net, path, ctx=None, name=None):
+def load_weights(net, path, ctx=None, name=None, ignore=()):
     """Load ``path`` into ``net`` after checking that every name and shape matches.
 
-    ``name`` (the model's registry name) is only used in messages.
+    ``name`` (the model's registry name) is only used in messages. Parameters of the file whose
+    names start with one of the ``ignore`` prefixes (e.g. ``'fc.'`` for a backbone) may be
+    absent from ``net`` and are not loaded; every other name and shape must match.
 
     Raises
     ------
@@ -163,6 +165,9 @@ def load_weights(net, path, ctx=None, name=None):
     """
     import mxnet as mx
     arrays = read_params(path)
+    ignore = tuple(ignore)
+    if ignore:
+        arrays = {k: v for k, v in arrays.items() if not k.startswith(ignore)}
     params = net._collect_params_with_prefix()
     missing = sorted(set(params) - set(arrays))
     extra = sorted(set(arrays) - set(params))
@@ -185,5 +190,5 @@ def load_weights(net, path, ctx=None, name=None):
                           f"file, {tuple(params[k].shape)} in the model)")
         raise UserError(f"weights file {path} does not fit model {name or net.name}: "
                         f"{', '.join(detail)}; it holds another model's weights.")
-    net.load_parameters(path, ctx=ctx or mx.cpu())
+    net.load_parameters(path, ctx=ctx or mx.cpu(), ignore_extra=bool(ignore))
     return net

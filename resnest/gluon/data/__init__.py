@@ -16,6 +16,7 @@ _EXPORTS = {
     'PackOptions': 'pack', 'pack_records': 'pack', 'plan_image_folder': 'pack',
     'scan_class_folders': 'folder', 'decode_image': 'folder',
     'ImageNetPolicy': 'autoaugment', 'write_digits': 'digits',
+    'collect_inputs': 'inputs', 'ImageInputs': 'inputs', 'InputItem': 'inputs',
 }
 
 __all__ = sorted(_EXPORTS)

@@ -25,7 +25,8 @@ def export_symbol(net, prefix, input_size=224, batch_size=1, epoch=0):
     os.makedirs(folder, exist_ok=True)
     if not getattr(net, "_active", False):
         net.hybridize()
-    net(mx.nd.zeros((batch_size, 3, input_size, input_size))).wait_to_read()
+    net(mx.nd.zeros((batch_size, 3, input_size, input_size)))
+    mx.nd.waitall()                                # one output, or several (a backbone)
     net.export(prefix, epoch=epoch)
     return prefix + "-symbol.json", "%s-%04d.params" % (prefix, epoch)
 
@@ -93,7 +94,8 @@ def _weights_as_constants(path):
 
 def onnx_runner(path, threads=None):
     """A function ``numpy NCHW float32 -> numpy logits`` running ``path`` in onnxruntime
-    on the CPU with ``threads`` intra-op threads (default: ``OMP_NUM_THREADS`` or all cores)."""
+    on the CPU with ``threads`` intra-op threads (default: ``OMP_NUM_THREADS`` or all cores).
+    A model with several outputs (a backbone's feature maps) gives the list of them."""
     try:
         import onnxruntime as ort
     except ImportError:
@@ -106,7 +108,9 @@ def onnx_runner(path, threads=None):
     options.log_severity_level = 3
     session = ort.InferenceSession(path, options, providers=["CPUExecutionProvider"])
     name = session.get_inputs()[0].name
+    single = len(session.get_outputs()) == 1
 
     def run(images):
-        return session.run(None, {name: np.ascontiguousarray(images, dtype=np.float32)})[0]
+        outputs = session.run(None, {name: np.ascontiguousarray(images, dtype=np.float32)})
+        return outputs[0] if single else outputs
     return run

@@ -12,7 +12,8 @@ from typing import List, Optional
 
 from ..utils.errors import UserError
 
-__all__ = ["LoadedModel", "imagenet_classes", "checkpoint_class_names", "load_model"]
+__all__ = ["LoadedModel", "imagenet_classes", "checkpoint_class_names", "checkpoint_eval_crop",
+           "load_model"]
 
 _IMAGENET = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))),
                          "imagenet_classes.tsv")
@@ -38,15 +39,30 @@ def imagenet_classes():
     return [r[0] for r in rows], [r[1] for r in rows]
 
 
+def _checkpoint_record(params_path):
+    """The JSON that ``train.py`` writes beside a checkpoint's ``.params``, or {}."""
+    try:
+        with open(os.path.splitext(params_path)[0] + ".json", encoding="utf-8") as f:
+            record = json.load(f)
+    except (OSError, ValueError):
+        return {}
+    return record if isinstance(record, dict) else {}
+
+
 def checkpoint_class_names(params_path):
     """The class names stored in the JSON beside a checkpoint's ``.params``, or None."""
-    record = os.path.splitext(params_path)[0] + ".json"
-    try:
-        with open(record, encoding="utf-8") as f:
-            names = json.load(f).get("class_names")
-    except (OSError, ValueError, AttributeError):
-        return None
+    names = _checkpoint_record(params_path).get("class_names")
     return list(names) if isinstance(names, list) else None
+
+
+def checkpoint_eval_crop(params_path):
+    """``(crop_size, crop_ratio)`` a checkpoint was validated with during training (its JSON's
+    ``config.input_size`` and ``config.crop_ratio``), each None when not recorded."""
+    config = _checkpoint_record(params_path).get("config")
+    config = config if isinstance(config, dict) else {}
+    size, ratio = config.get("input_size"), config.get("crop_ratio")
+    return (int(size) if isinstance(size, (int, float)) else None,
+            float(ratio) if isinstance(ratio, (int, float)) else None)
 
 
 def _classifier_width(arrays, path):

@@ -4,6 +4,7 @@ import mxnet as mx
 
 from ..registry import register_model
 from ..store import get_model_file, load_weights
+from .features import ResNetFeatures
 from .resnet import ResNet, ResNetConfig
 
 __all__ = []
@@ -19,25 +20,38 @@ _DOC = """Build ``{name}``{paper}.
         Folder of the weights store.
     ctx : Context
         Where the loaded weights go.
+    features_only : bool
+        Build the backbone (:class:`~resnest.gluon.models.features.ResNetFeatures`) instead of
+        the classifier: its forward returns the feature maps of ``out_indices`` (default
+        ``(1, 2, 3, 4)``: layer1..4; 0 is the stem), described by its ``feature_info``.
+        Published weights and checkpoints load into it without their classifier ``fc.*``.
     **kwargs
         Passed to :class:`ResNet`: ``classes``, ``last_gamma``, ``dropblock_prob``,
         ``dropblock_mode``, ``final_drop``, ``norm_layer``, ``norm_kwargs``, ``dilated``,
-        ``dilation``, ``use_global_stats``.
+        ``dilation``, ``use_global_stats``; with ``features_only`` all but ``classes`` and
+        ``final_drop``, plus ``out_indices``.
     """
 
 
-def _create(name, cfg, pretrained=False, root=None, ctx=None, **kwargs):
-    net = ResNet(cfg, **kwargs)
+def _create(name, cfg, pretrained=False, root=None, ctx=None, features_only=False, **kwargs):
+    if features_only:
+        net = ResNetFeatures(cfg, **kwargs)
+        ignore = net.skipped_prefixes()
+    else:
+        if "out_indices" in kwargs:
+            raise ValueError("out_indices selects a backbone's outputs; pass "
+                             "features_only=True with it.")
+        net, ignore = ResNet(cfg, **kwargs), ()
     if pretrained:
         path = pretrained if isinstance(pretrained, str) else get_model_file(name, root)
-        load_weights(net, path, ctx=ctx or mx.cpu(), name=name)
+        load_weights(net, path, ctx=ctx or mx.cpu(), name=name, ignore=ignore)
     return net
 
 
 def _model(name, cfg, paper=""):
     """Register a constructor called ``name`` that builds ``cfg``."""
-    def build(pretrained=False, root=None, ctx=None, **kwargs):
-        return _create(name, cfg, pretrained, root, ctx, **kwargs)
+    def build(pretrained=False, root=None, ctx=None, features_only=False, **kwargs):
+        return _create(name, cfg, pretrained, root, ctx, features_only, **kwargs)
     build.__name__ = build.__qualname__ = name
     build.__doc__ = _DOC.format(name=name, paper=paper)
     build.config = cfg

@@ -16,7 +16,7 @@ from mxnet.gluon.nn import BatchNorm
 from ..layers import DropBlock, SplitAttentionConv
 from ..utils.errors import UserError
 
-__all__ = ["ResNetConfig", "ResNet", "Bottleneck"]
+__all__ = ["ResNetConfig", "ResNetTrunk", "ResNet", "Bottleneck"]
 
 
 @dataclass(frozen=True)
@@ -89,15 +89,21 @@ class Bottleneck(nn.HybridBlock):
         return F.Activation(out + residual, act_type="relu")
 
 
-class ResNet(nn.HybridBlock):
-    """ResNet-D with a deep stem and average-pool shortcuts, built from :class:`ResNetConfig`.
+# Stage (strides, dilation) of layer1..4 for output stride 32, 16 (dilation=2) or 8 (dilation=4).
+STAGE_PLANS = {1: ((1, 1), (2, 1), (2, 1), (2, 1)),
+               2: ((1, 1), (2, 1), (2, 1), (1, 2)),
+               4: ((1, 1), (2, 1), (1, 2), (1, 4))}
+
+
+class ResNetTrunk(nn.HybridBlock):
+    """The convolutional body shared by the classifier (:class:`ResNet`) and the backbone
+    (:class:`~resnest.gluon.models.features.ResNetFeatures`): the deep stem ``conv1``, ``bn1``,
+    ``maxpool`` and the stages ``layer1`` .. ``layer{num_stages}``.
 
     Parameters
     ----------
     cfg : ResNetConfig
         The architecture.
-    classes : int
-        Number of output classes.
     dilated : bool
         Output stride 8 (stages 3 and 4 dilated by 2 and 4) for segmentation backbones.
     dilation : int
@@ -113,16 +119,13 @@ class ResNet(nn.HybridBlock):
     dropblock_mode : {'batch', 'sample'}
         How DropBlock draws its mask: 'batch' as the authors' published training, 'sample'
         one mask per sample (see :class:`~resnest.gluon.layers.DropBlock`).
-    final_drop : float or None
-        Dropout before the classifier; None takes the config's value.
+    num_stages : int
+        Build only ``layer1`` .. ``layer{num_stages}`` (a backbone needing fewer stages).
     """
 
-    def __init__(self, cfg, classes=1000, dilated=False, dilation=1, norm_layer=BatchNorm,
-                 norm_kwargs=None, use_global_stats=False, last_gamma=False,
-                 dropblock_prob=0.0, dropblock_mode="batch", final_drop=None, **kwargs):
-        if isinstance(classes, bool) or not isinstance(classes, numbers.Integral) or classes < 1:
-            raise UserError(f"classes must be a positive integer, got {classes!r}.")
-        classes = int(classes)
+    def __init__(self, cfg, dilated=False, dilation=1, norm_layer=BatchNorm, norm_kwargs=None,
+                 use_global_stats=False, last_gamma=False, dropblock_prob=0.0,
+                 dropblock_mode="batch", num_stages=4, **kwargs):
         kwargs.setdefault("prefix", cfg.name_prefix)
         super().__init__(**kwargs)
         if dilated:
@@ -132,14 +135,10 @@ class ResNet(nn.HybridBlock):
         norm_kwargs = dict(norm_kwargs or {})
         if use_global_stats:
             norm_kwargs["use_global_stats"] = True
-        final_drop = cfg.final_drop if final_drop is None else final_drop
         block_kw = dict(cfg=cfg, norm_layer=norm_layer, norm_kwargs=norm_kwargs,
                         last_gamma=last_gamma, dropblock_mode=dropblock_mode)
         stem = cfg.stem_width
-        # Stage strides and dilations for output stride 32, 16 (dilation=2) or 8 (dilation=4).
-        plan = {1: [(1, 1), (2, 1), (2, 1), (2, 1)],
-                2: [(1, 1), (2, 1), (2, 1), (1, 2)],
-                4: [(1, 1), (2, 1), (1, 2), (1, 4)]}[dilation]
+        self.stage_plan = STAGE_PLANS[dilation]
         self._in_channels = stem * 2
         with self.name_scope():
             self.conv1 = nn.HybridSequential(prefix="conv1")
@@ -153,14 +152,10 @@ class ResNet(nn.HybridBlock):
             self.bn1 = norm_layer(in_channels=stem * 2, **norm_kwargs)
             self.maxpool = nn.MaxPool2D(pool_size=3, strides=2, padding=1)
             for i, (blocks, width, (strides, dil)) in enumerate(
-                    zip(cfg.layers, cfg.channels, plan)):
+                    zip(cfg.layers[:num_stages], cfg.channels, self.stage_plan)):
                 drop = dropblock_prob if i >= 2 else 0.0
                 layer = self._make_layer(i + 1, blocks, width, strides, dil, drop, block_kw)
                 setattr(self, f"layer{i + 1}", layer)
-            self.avgpool = nn.GlobalAvgPool2D()
-            self.flat = nn.Flatten()
-            self.drop = nn.Dropout(final_drop) if final_drop > 0 else None
-            self.fc = nn.Dense(classes, in_units=self._in_channels)
 
     def _make_layer(self, index, blocks, channels, strides, dilation, dropblock_prob, block_kw):
         out_channels = channels * Bottleneck.expansion
@@ -190,8 +185,44 @@ class ResNet(nn.HybridBlock):
                                      dropblock_prob=dropblock_prob, **block_kw))
         return layer
 
+    def stem(self, F, x):
+        """The deep stem before the max-pool: ``relu(bn1(conv1(x)))``, stride 2."""
+        return F.Activation(self.bn1(self.conv1(x)), act_type="relu")
+
+
+class ResNet(ResNetTrunk):
+    """ResNet-D with a deep stem and average-pool shortcuts, built from :class:`ResNetConfig`:
+    the :class:`ResNetTrunk`, global average pooling, optional dropout and the classifier
+    ``fc``.
+
+    Parameters
+    ----------
+    cfg : ResNetConfig
+        The architecture.
+    classes : int
+        Number of output classes.
+    final_drop : float or None
+        Dropout before the classifier; None takes the config's value.
+    **kwargs
+        The options of :class:`ResNetTrunk`: ``dilated``, ``dilation``, ``norm_layer``,
+        ``norm_kwargs``, ``use_global_stats``, ``last_gamma``, ``dropblock_prob``,
+        ``dropblock_mode``.
+    """
+
+    def __init__(self, cfg, classes=1000, final_drop=None, **kwargs):
+        if isinstance(classes, bool) or not isinstance(classes, numbers.Integral) or classes < 1:
+            raise UserError(f"classes must be a positive integer, got {classes!r}.")
+        classes = int(classes)
+        super().__init__(cfg, **kwargs)
+        final_drop = cfg.final_drop if final_drop is None else final_drop
+        with self.name_scope():
+            self.avgpool = nn.GlobalAvgPool2D()
+            self.flat = nn.Flatten()
+            self.drop = nn.Dropout(final_drop) if final_drop > 0 else None
+            self.fc = nn.Dense(classes, in_units=self._in_channels)
+
     def hybrid_forward(self, F, x):
-        x = self.maxpool(F.Activation(self.bn1(self.conv1(x)), act_type="relu"))
+        x = self.maxpool(self.stem(F, x))
         x = self.layer4(self.layer3(self.layer2(self.layer1(x))))
         x = self.flat(self.avgpool(x))
         if self.drop is not None:
