@@ -72,7 +72,7 @@ def ckpt(digits_net, tmp_path_factory):
     params = root / "imagenet-resnest_tiny-3.params"
     digits_net.save_parameters(str(params))
     record = {"class_names": [f"digit {d}" for d in range(10)],
-              "config": {"input_size": 32, "crop_ratio": 1.0}}
+              "eval": {"crop_size": 32, "crop_ratio": 1.0}}
     (root / "imagenet-resnest_tiny-3.json").write_text(json.dumps(record))
     return str(params)
 

@@ -56,11 +56,11 @@ def checkpoint_class_names(params_path):
 
 
 def checkpoint_eval_crop(params_path):
-    """``(crop_size, crop_ratio)`` a checkpoint was validated with during training (its JSON's
-    ``config.input_size`` and ``config.crop_ratio``), each None when not recorded."""
-    config = _checkpoint_record(params_path).get("config")
-    config = config if isinstance(config, dict) else {}
-    size, ratio = config.get("input_size"), config.get("crop_ratio")
+    """``(crop_size, crop_ratio)`` a checkpoint was evaluated with during training (its JSON's
+    ``eval``), each None when not recorded."""
+    settings = _checkpoint_record(params_path).get("eval")
+    settings = settings if isinstance(settings, dict) else {}
+    size, ratio = settings.get("crop_size"), settings.get("crop_ratio")
     return (int(size) if isinstance(size, (int, float)) else None,
             float(ratio) if isinstance(ratio, (int, float)) else None)
 

@@ -74,7 +74,8 @@ def _transform(cfg):
     from ..data import eval_transform
     from .load import checkpoint_eval_crop
     size, ratio = checkpoint_eval_crop(cfg.weights) if cfg.weights else (None, None)
-    return eval_transform(cfg.model, cfg.crop_size or size, cfg.crop_ratio or ratio)
+    return eval_transform(cfg.model, size if cfg.crop_size is None else cfg.crop_size,
+                          ratio if cfg.crop_ratio is None else cfg.crop_ratio)
 
 
 def _record_classes(items, loaded, weights):

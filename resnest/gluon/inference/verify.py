@@ -22,7 +22,7 @@ class VerifyConfig:
     model: str
     data: str                              # a .rec (its .idx beside it) or a class-folder tree
     weights: Optional[str] = None          # None: the published weights
-    crop_size: Optional[int] = None        # None: the model's published evaluation settings
+    crop_size: Optional[int] = None        # None: the checkpoint's or the published settings
     crop_ratio: Optional[float] = None
     batch_size: int = 32                   # per device
     dtype: str = "float32"
@@ -67,7 +67,10 @@ def verify(cfg, dist=None):
     dist = dist or setup_distributed(num_gpus=cfg.num_gpus)
     if not os.path.exists(cfg.data):
         raise UserError(f"{cfg.data} does not exist; give a .rec file or a class-folder tree.")
-    transform = eval_transform(cfg.model, cfg.crop_size, cfg.crop_ratio)
+    from .load import checkpoint_eval_crop
+    size, ratio = checkpoint_eval_crop(cfg.weights) if cfg.weights else (None, None)
+    transform = eval_transform(cfg.model, size if cfg.crop_size is None else cfg.crop_size,
+                               ratio if cfg.crop_ratio is None else cfg.crop_ratio)
     settings = transform.settings
     per_step = cfg.batch_size * len(dist.contexts)
     loader = eval_loader(cfg.data, per_step, transform, dist.rank, dist.size, cfg.num_workers)

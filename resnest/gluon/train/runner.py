@@ -192,6 +192,7 @@ def _saver(cfg, dist, net, trainer, data, run, scaler):
             return
         record = {"resume_epoch": epoch if step else epoch + 1, "resume_step": step or 0,
                   "run": run, "class_names": data.class_names,
+                  "eval": {"crop_size": cfg.input_size, "crop_ratio": cfg.crop_ratio},
                   "loss_scaler": scaler.state_dict()}
         paths = save_checkpoint(cfg.save_dir, cfg.model, net, trainer, record, epoch, step)
         for path, old in find_checkpoints(cfg.save_dir, cfg.model):
