@@ -1,6 +1,7 @@
 """Write the embedded real data set: scikit-learn's 1,797 handwritten digits as JPEG folders.
 
     python scripts/dataset/make_digits.py OUT_DIR [--size 32] [--val-fraction 0.2] [--seed 0]
+        [--classes 5 6 7 8 9] [--train-per-class 30]
 
 Creates OUT_DIR/train/<digit>/*.jpg and OUT_DIR/val/<digit>/*.jpg (stratified, deterministic).
 Running it again on a complete folder does nothing.
@@ -18,9 +19,14 @@ def main(argv=None):
     parser.add_argument('--size', type=int, default=32, help='image side in pixels')
     parser.add_argument('--val-fraction', type=float, default=0.2)
     parser.add_argument('--seed', type=int, default=0)
+    parser.add_argument('--classes', type=int, nargs='+', metavar='DIGIT',
+                        help='only these digits (default: all ten)')
+    parser.add_argument('--train-per-class', type=int, metavar='N',
+                        help='at most N training images per digit (e.g. for fine-tuning)')
     parser.add_argument('--verbose', action='store_true')
     args = parser.parse_args(argv)
-    counts = write_digits(args.out_dir, args.size, args.val_fraction, args.seed)
+    counts = write_digits(args.out_dir, args.size, args.val_fraction, args.seed, args.classes,
+                          args.train_per_class)
     if counts is None:
         print(f'{args.out_dir} is already complete; nothing to do')
     else:

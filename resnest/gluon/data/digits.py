@@ -36,8 +36,26 @@ def digit_image(pixels, size):
     return cv2.cvtColor(grey, cv2.COLOR_GRAY2BGR)
 
 
-def write_digits(out_dir, size=32, val_fraction=0.2, seed=0):
+def _select(indices, labels, classes, per_class, seed):
+    """The ``indices`` whose label is in ``classes``, at most ``per_class`` of each (a seeded
+    draw), sorted."""
+    rng = np.random.RandomState(seed + 1)
+    keep = []
+    for cls in classes:
+        members = indices[labels[indices] == cls]
+        if per_class is not None:
+            members = np.sort(rng.permutation(members)[:per_class])
+        keep.extend(members)
+    return np.sort(np.asarray(keep, dtype=int))
+
+
+def write_digits(out_dir, size=32, val_fraction=0.2, seed=0, classes=None,
+                 train_per_class=None):
     """Write ``out_dir/{train,val}/<digit>/<index>.jpg``; idempotent.
+
+    ``classes`` (digits, default all ten) and ``train_per_class`` (a cap on the training images
+    of each class, e.g. a few dozen labels for fine-tuning) select a subset; the split itself
+    is the same for any subset, so the digits 0-4 and 5-9 never share an image.
 
     Returns
     -------
@@ -50,9 +68,16 @@ def write_digits(out_dir, size=32, val_fraction=0.2, seed=0):
     UserError
         Bad settings, or ``out_dir`` holds something else.
     """
+    classes = sorted(set(range(10) if classes is None else (int(c) for c in classes)))
     if size < 8 or not 0 < val_fraction < 1:
         raise UserError('size must be >= 8 and val-fraction between 0 and 1')
+    if not classes or classes[0] < 0 or classes[-1] > 9 or len(classes) < 2:
+        raise UserError(f'classes must be two or more digits 0..9, got {classes}')
+    if train_per_class is not None and train_per_class < 1:
+        raise UserError(f'train-per-class must be at least 1, got {train_per_class}')
     settings = {'size': size, 'val_fraction': val_fraction, 'seed': seed}
+    if classes != list(range(10)) or train_per_class is not None:
+        settings.update(classes=classes, train_per_class=train_per_class)
     marker = os.path.join(out_dir, _MARKER)
     if os.path.isfile(marker):
         with open(marker, encoding='utf-8') as fmark:
@@ -69,6 +94,8 @@ def write_digits(out_dir, size=32, val_fraction=0.2, seed=0):
     shutil.rmtree(staging, ignore_errors=True)
     counts = {}
     for split, indices in zip(('train', 'val'), split_indices(digits.target, val_fraction, seed)):
+        indices = _select(indices, digits.target, classes,
+                          train_per_class if split == 'train' else None, seed)
         for index in indices:
             folder = os.path.join(staging, split, str(digits.target[index]))
             os.makedirs(folder, exist_ok=True)

@@ -13,9 +13,10 @@ __all__ = ["load_matching", "classifier_params", "set_classifier_lr_mult", "free
 CLASSIFIER = "fc."
 
 
-def load_matching(net, path, ctx, model):
+def load_matching(net, path, ctx, model, new_classifier=False):
     """Load the parameters of ``path`` whose names and shapes match ``net``'s; returns
-    ``(loaded, reinitialised)`` name lists.
+    ``(loaded, reinitialised)`` name lists. With ``new_classifier`` (the classes differ, even
+    if their number does not) the classifier keeps its fresh initialisation.
 
     Raises
     ------
@@ -28,7 +29,9 @@ def load_matching(net, path, ctx, model):
     params = net._collect_params_with_prefix()
     loaded, fresh, wrong = [], [], []
     for name, param in params.items():
-        if name in arrays and tuple(arrays[name].shape) == tuple(param.shape):
+        if new_classifier and name.startswith(CLASSIFIER):
+            fresh.append(name)
+        elif name in arrays and tuple(arrays[name].shape) == tuple(param.shape):
             param.set_data(arrays[name].as_in_context(ctx))
             loaded.append(name)
         elif name.startswith(CLASSIFIER):

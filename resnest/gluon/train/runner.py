@@ -165,12 +165,7 @@ def _build(cfg, dist, mon, point, data):
                     cfg.final_drop, cfg.mode == "hybrid", cfg.dropblock_mode,
                     use_global_stats=cfg.freeze_backbone)
     if not point.params and (cfg.pretrained or cfg.pretrained_params):
-        from ..store import get_model_file
-        source = cfg.pretrained_params or get_model_file(cfg.model)
-        loaded, fresh = load_matching(net, source, dist.ctx, cfg.model)
-        mon.info(f"started from {source}: {len(loaded)} parameter arrays loaded"
-                 + (f", {len(fresh)} re-initialised ({', '.join(fresh)}: other class count)"
-                    if fresh else ""))
+        _start_from_weights(cfg, dist, mon, net, data)
     if cfg.freeze_backbone:
         mon.info(f"backbone frozen: {freeze_backbone(net)} parameter arrays get no gradient; "
                  "BN uses its stored statistics")
@@ -181,6 +176,22 @@ def _build(cfg, dist, mon, point, data):
     load_checkpoint(net, trainer, point, dist.ctx)
     dist.broadcast_parameters(net.collect_params())
     return net, trainer
+
+
+def _start_from_weights(cfg, dist, mon, net, data):
+    """Fine-tuning: the published weights (--pretrained) or a .params of the architecture; the
+    classifier starts afresh when the classes differ from the weights' (names, or count)."""
+    from ..inference.load import checkpoint_class_names, imagenet_classes
+    from ..store import get_model_file
+    if cfg.pretrained_params:
+        source, names = cfg.pretrained_params, checkpoint_class_names(cfg.pretrained_params)
+    else:
+        source, names = get_model_file(cfg.model), imagenet_classes()[0]
+    other = names is not None and data.class_names is not None and names != data.class_names
+    loaded, fresh = load_matching(net, source, dist.ctx, cfg.model, new_classifier=other)
+    mon.info(f"started from {source}: {len(loaded)} parameter arrays loaded"
+             + (f", {len(fresh)} re-initialised ({', '.join(fresh)}: other classes)"
+                if fresh else ""))
 
 
 def _saver(cfg, dist, net, trainer, data, run, scaler):
