@@ -325,15 +325,29 @@ def test_train_step_learns_a_fixed_batch():
     assert losses[-1] < 0.5 * losses[0]
 
 
-def test_overflowing_step_is_skipped_and_scale_halves():
+def _states(trainer):
+    from resnest.gluon.train.scaling import optimizer_state_arrays
+    return [s.asnumpy().copy() for s in optimizer_state_arrays(trainer)]
+
+
+def test_an_overflowing_fp16_step_changes_nothing_and_halves_the_scale():
+    """The loss-scaled step decides on the device: it returns before its outcome is read, and
+    an overflow leaves weights and optimizer state bit-identical."""
+    from resnest.gluon.train.engine import PendingStep
     net, trainer = _tiny()
     x, y = _batch()
-    before = _weights(net)
-    scaler = LossScaler(dynamic=True, init_scale=1e38)  # loss x scale overflows float32
-    res = train_step(net, trainer, ONE, x, y, 4, 0.0, None, scaler)
-    assert res.skipped and not res.bad_loss_ranks and math.isfinite(res.loss_sum)
-    assert scaler.scale == 5e37
+    scaler = LossScaler(dynamic=True, init_scale=1024)
+    train_step(net, trainer, ONE, x, y, 4, 0.0, None, scaler)          # a clean step first
+    before, states = _weights(net), _states(trainer)
+    assert states and any(np.abs(s).sum() > 0 for s in states)         # momentum exists
+    huge = LossScaler(dynamic=True, init_scale=1e38, max_scale=1e38)    # x 1e38 overflows
+    pending = train_step(net, trainer, ONE, x, y, 4, 0.0, None, huge, wait=False)
+    assert isinstance(pending, PendingStep)
+    res = pending.result()
+    assert res.skipped and res.overflow and math.isfinite(res.loss_sum)
+    assert huge.scale == pytest.approx(5e37)                         # float32 on the device
     assert all(np.array_equal(before[k], v) for k, v in _weights(net).items())
+    assert all(np.array_equal(a, b) for a, b in zip(states, _states(trainer)))
 
 
 def test_peer_overflow_skips_this_rank_too():
@@ -372,13 +386,18 @@ def test_a_nan_pixel_is_caught_although_the_loss_stays_finite():
         train_epoch(net, trainer, ONE, loader, Recipe(classes=4, num_epochs=1, base_lr=0.1), 0)
 
 
-def test_loss_scaler_grows_after_window():
-    s = LossScaler(dynamic=True, init_scale=8, window=3)
-    for _ in range(3):
-        s.update(False)
-    assert s.scale == 16
-    s.update(True)
-    assert s.scale == 8 and s.clean_steps == 0
+def test_loss_scale_grows_after_a_window_up_to_its_maximum_and_survives_a_checkpoint():
+    net, trainer = _tiny()
+    x, y = _batch()
+    s = LossScaler(dynamic=True, init_scale=8, window=3, max_scale=16)
+    for step in range(7):
+        train_step(net, trainer, ONE, x, y, 4, 0.0, None, s)
+        if step == 2:
+            assert s.scale == 16                                    # 3 clean steps: doubled
+    assert s.scale == 16 and s.state_dict() == {"scale": 16.0, "clean_steps": 1}
+    again = LossScaler(dynamic=True, init_scale=8, window=3, max_scale=16)
+    again.load_state_dict(s.state_dict())
+    assert again.state_dict() == s.state_dict()
     assert LossScaler().scale == 1.0
 
 
@@ -501,8 +520,10 @@ def test_finite_check_handles_hundreds_of_gradients():
 
         def grad(self):
             return self._g
-    params = [P(1.0) for _ in range(450)]
-    assert _grads_finite(params).asscalar() == 1
+    # Element by element: huge finite gradients whose sum overflows float32 are not an
+    # overflow; one Inf among 450 arrays is.
+    params = [P(3e38) for _ in range(450)]
+    assert not np.isfinite(np.float32(3e38) * np.float32(3)) and _grads_finite(params).asscalar() == 1
     params[401] = P(float("inf"))
     assert _grads_finite(params).asscalar() == 0
 

@@ -7,10 +7,11 @@ small allreduce of ``[loss_sum, samples, grads_overflowed, loss_not_finite_on_ra
 ...]``.
 
 fp16 (GPU): ``mxnet.contrib.amp.init()`` casts inside the graph (the runner calls it before the
-model is built) and :class:`LossScaler` does the dynamic loss scaling here, rather than
-``amp.init_trainer``'s hidden check, so that the overflow decision is the all-rank one above.
-Every step checks the loss and every gradient (fused, one op per 64 arrays): fp16 skips an
-overflowing step, fp32 stops the run, since the update of that step is already applied.
+model is built) and :class:`~.scaling.LossScaler` does the dynamic loss scaling, rather than
+``amp.init_trainer``'s hidden check (which waits on the host every step), with the all-rank
+overflow decision above applied on the device. Every step checks the loss and every gradient
+(fused, one op per 64 arrays, element by element): fp16 skips an overflowing step, fp32 stops
+the run, since the update of that step is already applied.
 """
 import time
 from dataclasses import dataclass
@@ -25,6 +26,7 @@ from ..utils.distributed import inject_fault, trace_file
 from ..utils.errors import UserError
 from ..utils.seed import derive_seed, seed_everything
 from .losses import draw_mixup_lam, make_targets, soft_cross_entropy
+from .scaling import LossScaler, optimizer_state_arrays
 from .schedule import dropblock_prob, learning_rate
 
 __all__ = ["TrainingDiverged", "LossScaler", "StepResult", "PendingStep", "Recipe",
@@ -33,38 +35,6 @@ __all__ = ["TrainingDiverged", "LossScaler", "StepResult", "PendingStep", "Recip
 
 class TrainingDiverged(UserError):
     """The loss became NaN or infinite; raised on every rank alike."""
-
-
-class LossScaler:
-    """Dynamic loss scaling for fp16: the loss is multiplied by ``scale`` before backward; an
-    overflowing step is skipped and halves it, ``window`` clean steps in a row double it. With
-    ``dynamic=False`` (fp32) the scale stays 1."""
-
-    def __init__(self, dynamic=False, init_scale=2.0 ** 16, window=2000, min_scale=1.0):
-        self.dynamic = dynamic
-        self.scale = float(init_scale) if dynamic else 1.0
-        self.window, self.min_scale = window, min_scale
-        self.clean_steps = 0
-
-    def update(self, overflow):
-        """Adjust the scale after a step (``overflow``: its gradients were not finite)."""
-        if not self.dynamic:
-            return
-        if overflow:
-            self.scale = max(self.min_scale, self.scale / 2)
-            self.clean_steps = 0
-        else:
-            self.clean_steps += 1
-            if self.clean_steps >= self.window:
-                self.scale *= 2
-                self.clean_steps = 0
-
-    def state_dict(self):
-        return {"scale": self.scale, "clean_steps": self.clean_steps}
-
-    def load_state_dict(self, state):
-        if self.dynamic and state:
-            self.scale, self.clean_steps = float(state["scale"]), int(state["clean_steps"])
 
 
 @dataclass
@@ -91,9 +61,21 @@ def _grads_finite(params, chunk=64):
     return flags[0] if len(flags) == 1 else mx.nd.min(mx.nd.concat(*flags, dim=0)).reshape((1,))
 
 
+def _step_stats(loss, grads_ok, batch, dist):
+    """``[loss_sum, samples, grads_not_finite, loss_not_finite on rank 0, on rank 1, ...]`` of
+    this rank (summed over ranks by the caller: one small allreduce per step)."""
+    loss_sum = loss.sum().reshape((1,))
+    bad = 1 - mx.nd.contrib.isfinite(loss_sum)
+    rank_hot = mx.nd.one_hot(mx.nd.array([dist.rank], ctx=loss.context), dist.size)
+    return mx.nd.concat(mx.nd.where(bad, mx.nd.zeros_like(loss_sum), loss_sum),
+                        mx.nd.full((1,), batch, ctx=loss.context), 1 - grads_ok,
+                        rank_hot.reshape((-1,)) * bad, dim=0)
+
+
 def train_step(net, trainer, dist, data, label, classes, smoothing_eps=0.0, mixup_lam=None,
                scaler=None, wait=True, name="step_stats"):
-    """Forward, backward, gradient allreduce and (unless any rank overflowed) the update.
+    """Forward, backward, gradient allreduce and (unless any rank had a non-finite loss or
+    gradient) the update.
 
     Parameters
     ----------
@@ -106,13 +88,13 @@ def train_step(net, trainer, dist, data, label, classes, smoothing_eps=0.0, mixu
     mixup_lam : float or None
         Mixup coefficient for this batch (None: no mixup).
     scaler : LossScaler or None
-        Multiplies the loss before backward; the update divides it out again.
+        fp16: scales the loss and applies the update on the device only where every rank's
+        step was finite (:meth:`~.scaling.LossScaler.step`); nothing waits.
     wait : bool
-        True: wait for the all-rank sums and skip the update when any rank overflowed or had
-        a non-finite loss. False (fp32 only): update at once and return a
-        :class:`PendingStep`, so the engine keeps working while Python moves on (waiting
-        costs a tiny model ~25% of its speed); a non-finite value then stops the run one
-        step later, its weights already spoiled, which fp32 cannot recover from anyway.
+        fp32: True waits for the all-rank sums and skips the update when any rank had a
+        non-finite loss or gradient; False updates at once and returns a
+        :class:`PendingStep`, read one step later (waiting costs a small model on a CPU a
+        good part of its speed); a non-finite value then stops the run.
     name : str
         Horovod name of the sums (alternate names when steps overlap).
 
@@ -120,34 +102,30 @@ def train_step(net, trainer, dist, data, label, classes, smoothing_eps=0.0, mixu
     -------
     StepResult or PendingStep
         Summed over ranks. The update was skipped when ``skipped``; ``bad_loss_ranks`` lists
-        the ranks whose loss was not finite (then nothing was updated either).
+        the ranks whose loss was not finite.
     """
     scaler = scaler or LossScaler()
     data, targets = make_targets(data, label, classes, smoothing_eps, mixup_lam)
     with autograd.record():
         loss = soft_cross_entropy(net(data), targets)
-        scaled = loss * scaler.scale if scaler.scale != 1.0 else loss
+        scaled = scaler.scale_loss(loss)
     scaled.backward()
     trainer.allreduce_grads()
-    # One vector, one allreduce, one wait per step:
-    # [loss_sum, samples, grads_overflowed, loss_not_finite on rank 0, on rank 1, ...]
     with autograd.pause():
-        grads_ok = _grads_finite(trainer._params)
-        loss_sum = loss.sum().reshape((1,))
-        bad = 1 - mx.nd.contrib.isfinite(loss_sum)
-        rank_hot = mx.nd.one_hot(mx.nd.array([dist.rank], ctx=loss.context), dist.size)
-        local = mx.nd.concat(mx.nd.where(bad, mx.nd.zeros_like(loss_sum), loss_sum),
-                             mx.nd.full((1,), data.shape[0], ctx=loss.context),
-                             1 - grads_ok, rank_hot.reshape((-1,)) * bad,
-                             dim=0)
+        local = _step_stats(loss, _grads_finite(trainer._params), data.shape[0], dist)
+    if scaler.dynamic:
+        stats = dist.allreduce_start(local, name)
+        ok = (stats[2:].sum() == 0).reshape((1,)).as_in_context(loss.context)
+        scaler.step(trainer, ok, data.shape[0])
+        pending = PendingStep(stats, guarded=True)
+        return pending.result() if wait else pending
     if not wait:
         pending = PendingStep(dist.allreduce_start(local, name))
-        trainer.update(data.shape[0] * scaler.scale)
+        trainer.update(data.shape[0])
         return pending
     res = _step_result(dist.allreduce_sum(local, name), skip_bad=True)
     if not res.skipped:
-        trainer.update(data.shape[0] * scaler.scale)
-    scaler.update(res.skipped)
+        trainer.update(data.shape[0])
     return res
 
 
@@ -159,14 +137,15 @@ def _step_result(stats, skip_bad):
 
 
 class PendingStep:
-    """A step already applied whose all-rank sums are still on their way."""
+    """A step whose all-rank sums are still on their way: already applied (fp32), or applied
+    only where they were finite (``guarded``, fp16)."""
 
-    def __init__(self, stats):
-        self._stats = stats
+    def __init__(self, stats, guarded=False):
+        self._stats, self._guarded = stats, guarded
 
     def result(self):
-        """Wait for the sums; a :class:`StepResult` (``skipped`` is False)."""
-        return _step_result(self._stats.asnumpy(), skip_bad=False)
+        """Wait for the sums; a :class:`StepResult`."""
+        return _step_result(self._stats.asnumpy(), skip_bad=self._guarded)
 
 
 @dataclass
@@ -225,8 +204,8 @@ def train_epoch(net, trainer, dist, loader, recipe, epoch, scaler=None, hooks=No
     total, warmup = recipe.num_epochs * steps, recipe.warmup_epochs * steps
     meter = _EpochMeter(epoch, steps, recipe.log_interval, hooks, scaler)
     trace = trace_file(dist.rank)
-    # fp16 waits for every step's all-rank outcome (it must skip overflowing steps); fp32
-    # reads it one step later, except before a checkpoint, which must hold exactly its steps.
+    # Every step's all-rank outcome is read one step later, except before a checkpoint, which
+    # must hold exactly its steps (fp16 decides on the device whether to apply a step).
     pending = None
     for i, (data, label, _valid) in enumerate(loader, start_step):
         inject_fault(dist.rank, epoch, i)
@@ -237,7 +216,7 @@ def train_epoch(net, trainer, dist, loader, recipe, epoch, scaler=None, hooks=No
         lam = _step_seed(recipe, dist.rank, epoch, i)
         checkpoint = save is not None and save_every and (i + 1) % save_every == 0 \
             and i + 1 < steps
-        wait = bool(scaler is not None and scaler.dynamic) or checkpoint
+        wait = checkpoint
         if pending is not None and wait:
             meter.add(pending.result(), i - 1)
             pending = None
@@ -271,7 +250,7 @@ class _EpochMeter:
     def add(self, res, i):
         self.hooks.beat()
         where = f"at epoch {self.epoch} step {i}"
-        if res.bad_loss_ranks:
+        if res.bad_loss_ranks and (not self.fp16 or self.scaler.at_minimum()):
             raise TrainingDiverged(
                 f"the training loss is not finite {where} on rank(s) "
                 f"{', '.join(map(str, res.bad_loss_ranks))}; lower --lr or check the data.")
@@ -319,9 +298,4 @@ def sync_replicas(net, trainer, dist):
     weights = [p.data() for name, p in params
                if not name.endswith(("running_mean", "running_var"))]
     dist.broadcast_arrays(weights, "sync.weights")
-    states = []
-    for updater in trainer._updaters:
-        for _, state in sorted(updater.states.items()):
-            states.extend(s for s in (state if isinstance(state, (list, tuple)) else [state])
-                          if isinstance(s, mx.nd.NDArray))
-    dist.broadcast_arrays(states, "sync.states")
+    dist.broadcast_arrays(optimizer_state_arrays(trainer), "sync.states")
