@@ -11,7 +11,8 @@ import pytest
 
 mx = pytest.importorskip('mxnet')
 
-from _images import make_awkward_tree, make_class_tree  # noqa: E402
+from _images import (jpeg_bytes, make_awkward_tree, make_class_tree, photos,  # noqa: E402
+                     png_bomb, with_declared_size, with_flipped_bytes)
 from resnest.gluon.data.folder import BadImage, decode_image, jpeg_info  # noqa: E402
 from resnest.gluon.data.recordio import encode_record, pack_payload  # noqa: E402
 
@@ -214,3 +215,78 @@ def test_killed_worker_aborts_and_leaves_no_finished_rec(tmp_path):
         pytest.skip('packing finished before the kill landed')
     assert proc.returncode == 2 and 'worker' in err and 'Traceback' not in err
     assert not os.path.exists(prefix + '.rec') and not os.path.exists(prefix + '.idx')
+
+
+@pytest.fixture(scope='module')
+def hostile(tmp_path_factory):
+    """A folder with one good photo and four files that must not be packed."""
+    root = tmp_path_factory.mktemp('hostile') / 'images'
+    china = photos()[0]
+    good = jpeg_bytes(china[:120, :160])
+    photo = jpeg_bytes(china)
+    files = {
+        'good.jpg': good,
+        # header says 30000x30000 (900 Mpx): refused before decoding, by the pixel limit
+        'huge_truncated.jpg': with_declared_size(photo, 30000, 30000),
+        # 10000x10000 = 100 Mpx from a file of a few KB
+        'bomb.png': png_bomb(10000, 10000),
+        # under the limit, but the data ends long before the declared 2000x2000 frame
+        'short_data.jpg': with_declared_size(photo, 2000, 2000),
+        # bit rot inside the scan data
+        'flipped.jpg': with_flipped_bytes(photo, len(photo) // 3),
+    }
+    os.makedirs(root / 'c0')
+    for name, data in files.items():
+        (root / 'c0' / name).write_bytes(data)
+    return root
+
+
+def test_pixel_limit_and_libjpeg_damage_warnings_reject_images(hostile, tmp_path, capfd):
+    prefix = str(tmp_path / 'out')
+    assert im2rec(str(hostile), prefix, '--resize', '32', '--workers', '1',
+                  '--no-progress') == 0
+    rows = dict(line.rstrip('\n').split('\t') for line in
+                open(prefix + '.skipped.tsv', encoding='utf-8').readlines()[1:])
+    assert sorted(rows) == ['c0/bomb.png', 'c0/flipped.jpg', 'c0/huge_truncated.jpg',
+                            'c0/short_data.jpg']
+    assert rows['c0/huge_truncated.jpg'].startswith('too large: 30000x30000')
+    assert rows['c0/bomb.png'].startswith('too large: 10000x10000')
+    assert rows['c0/flipped.jpg'].startswith('corrupt JPEG (Corrupt JPEG data')
+    assert rows['c0/short_data.jpg'].startswith('corrupt JPEG (Corrupt JPEG data')
+    assert [e.split('\t')[2] for e in open(prefix + '.lst').read().splitlines()] == \
+        ['c0/good.jpg']
+    assert 'Corrupt JPEG' not in capfd.readouterr().err    # reported, not printed
+
+
+def test_strict_and_max_pixels_option(hostile, tmp_path, capsys):
+    assert im2rec(str(hostile), str(tmp_path / 's'), '--strict', '--workers', '1',
+                  '--no-progress') == 2
+    err = capsys.readouterr().err
+    assert 'is unusable' in err and 'Traceback' not in err
+    assert not os.path.exists(tmp_path / 's.rec')
+    # 120x160 = 19200 pixels: a limit below that refuses even the good photo
+    assert im2rec(str(hostile), str(tmp_path / 'm'), '--max-pixels', '19199', '--workers',
+                  '1', '--no-progress') == 0
+    assert open(tmp_path / 'm.lst').read() == ''
+    assert im2rec(str(hostile), str(tmp_path / 'n'), '--max-pixels', '19200', '--workers',
+                  '1', '--no-progress') == 0
+    assert len(open(tmp_path / 'n.lst').read().splitlines()) == 1
+
+
+def test_decode_warning_capture_keeps_other_stderr_output(capfd):
+    from resnest.gluon.data import folder
+    photo = jpeg_bytes(photos()[1])
+    with pytest.raises(BadImage, match='Corrupt JPEG data'):
+        decode_image(with_flipped_bytes(photo, len(photo) // 2))
+    assert decode_image(photo).shape == (427, 640, 3)
+    original = folder.cv2.imdecode
+
+    def chatty(buf, flag):                          # another thread printing meanwhile
+        os.write(2, b'unrelated message\n')
+        return original(buf, flag)
+    folder.cv2.imdecode = chatty
+    try:
+        decode_image(photo)
+    finally:
+        folder.cv2.imdecode = original
+    assert capfd.readouterr().err == 'unrelated message\n'

@@ -11,6 +11,7 @@ import argparse
 import os
 import sys
 
+from resnest.gluon.data.folder import MAX_PIXELS
 from resnest.gluon.data.listing import write_lst
 from resnest.gluon.data.pack import PackOptions, pack_records, plan_image_folder
 from resnest.gluon.data.validate import check_records
@@ -32,6 +33,10 @@ def parse_args(argv):
     parser.add_argument('--pass-through', action='store_true',
                         help='store upright JPEGs as they are, without re-encoding')
     parser.add_argument('--encoding', choices=['.jpg', '.png'], default='.jpg')
+    parser.add_argument('--max-pixels', type=int, default=MAX_PIXELS, metavar='N',
+                        help='skip images whose headers declare more than N pixels, before '
+                             f'decoding (default {MAX_PIXELS}, PIL\'s decompression-bomb '
+                             'limit; 0: no limit)')
     parser.add_argument('--workers', type=int, default=os.cpu_count() or 1,
                         help='encoding processes (default: all cores)')
     parser.add_argument('--lst', metavar='FILE',
@@ -65,8 +70,10 @@ def run_check(prefix):
 
 
 def run_pack(args):
-    if args.resize < 0 or not 1 <= args.quality <= 100 or args.workers < 1:
-        raise UserError('--resize must be >= 0, --quality in 1..100 and --workers >= 1')
+    if args.resize < 0 or not 1 <= args.quality <= 100 or args.workers < 1 or \
+            args.max_pixels < 0:
+        raise UserError('--resize and --max-pixels must be >= 0, --quality in 1..100 and '
+                        '--workers >= 1')
     entries = plan_image_folder(args.image_dir, args.prefix, lst=args.lst,
                                 shuffle=args.shuffle, seed=args.seed)
     if args.list_only:
@@ -74,7 +81,8 @@ def run_pack(args):
         print(f'listed {len(entries)} images in {args.prefix}.lst')
         return 0
     options = PackOptions(resize=args.resize, quality=args.quality, center_crop=args.center_crop,
-                          pass_through=args.pass_through, encoding=args.encoding)
+                          pass_through=args.pass_through, encoding=args.encoding,
+                          max_pixels=args.max_pixels)
     from tqdm import tqdm
     with tqdm(total=len(entries), unit='img', disable=args.no_progress, smoothing=0.1) as bar:
         result = pack_records(args.image_dir, entries, args.prefix, options, args.workers,

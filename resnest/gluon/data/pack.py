@@ -24,7 +24,8 @@ import cv2
 
 from ..utils.errors import UserError
 from ..utils.io import atomic_group
-from .folder import BadImage, center_square, decode_image, jpeg_info, resize_shorter
+from .folder import (MAX_PIXELS, BadImage, center_square, decode_image, jpeg_info,
+                     resize_shorter)
 from .listing import list_folder, lst_line, read_classes, read_lst, write_classes
 from .recordio import encode_record, pack_payload
 
@@ -48,12 +49,16 @@ class PackOptions:
         re-encoded, since MXNet's decoder would not rotate or convert them).
     encoding : str
         '.jpg' or '.png'.
+    max_pixels : int
+        Images whose headers declare more pixels are skipped as bad, before decoding (0: no
+        limit); the default is PIL's decompression-bomb limit.
     """
     resize: int = 0
     quality: int = 95
     center_crop: bool = False
     pass_through: bool = False
     encoding: str = '.jpg'
+    max_pixels: int = MAX_PIXELS
 
 
 @dataclass
@@ -70,10 +75,11 @@ def image_bytes(data, options):
     if options.pass_through and not options.center_crop and not options.resize:
         info = jpeg_info(data)
         if info and info['orientation'] == 1 and info['components'] in (1, 3):
-            decode_image(data, min_side=1)  # validates: raises on truncated or corrupt data
+            # validates: raises on a too large, truncated or corrupt file
+            decode_image(data, min_side=1, max_pixels=options.max_pixels)
             return data
     min_side = options.resize if options.resize else 0
-    img = decode_image(data, min_side=min_side)
+    img = decode_image(data, min_side=min_side, max_pixels=options.max_pixels)
     if options.center_crop:
         img = center_square(img)
     if options.resize:
