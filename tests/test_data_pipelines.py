@@ -160,3 +160,41 @@ def test_digits_tree_packs_and_feeds_a_32px_val_loader(tmp_path, capsys):
         assert data.shape[2:] == (32, 32)
         np.add.at(counts, label.asnumpy()[:valid].astype(int), 1)
     assert counts.sum() == 359 and counts.min() >= 34
+
+
+def _damaged_copy(rec, dest, edit_rec=None, edit_idx=None):
+    """A copy of ``rec``'s .rec/.idx under ``dest`` with the given edits; returns its .rec."""
+    data = bytearray(open(rec, 'rb').read())
+    lines = open(rec[:-4] + '.idx').read().splitlines(keepends=True)
+    offsets = [int(line.split('\t')[1]) for line in lines]
+    if edit_rec:
+        edit_rec(data, offsets)
+    open(dest + '.rec', 'wb').write(bytes(data))
+    open(dest + '.idx', 'w').write(''.join(edit_idx(lines) if edit_idx else lines))
+    return dest + '.rec', offsets
+
+
+@pytest.mark.parametrize('backend', ['rec', 'python'])
+def test_damaged_record_header_refused_at_start_naming_record_and_byte(rec, tmp_path, backend):
+    def smash(data, offsets):
+        data[offsets[7]:offsets[7] + 4] = b'\0\0\0\0'   # the 8th record's magic word
+    bad, offsets = _damaged_copy(rec, str(tmp_path / 'smashed'), edit_rec=smash)
+    key = int(open(rec[:-4] + '.idx').read().splitlines()[7].split('\t')[0])
+    with pytest.raises(UserError) as err:
+        train_loader(bad, 4, input_size=32, num_workers=1, backend=backend)
+    msg = str(err.value)
+    assert f'record {key} of the .idx' in msg and f'byte {offsets[7]}' in msg
+    assert bad in msg and f'im2rec.py --check {bad[:-4]}' in msg
+    with pytest.raises(UserError, match='no record starts'):
+        eval_loader(bad, 4, eval_transform(crop_size=32), num_workers=1)
+
+
+def test_index_that_misses_records_is_refused(rec, tmp_path):
+    partial, offsets = _damaged_copy(rec, str(tmp_path / 'partial'),
+                                     edit_idx=lambda lines: lines[:10])
+    with pytest.raises(UserError, match=f'only up to byte {offsets[10]} .*every record'):
+        rec_info(partial)
+    holes, _ = _damaged_copy(rec, str(tmp_path / 'holes'),
+                             edit_idx=lambda lines: lines[:3] + lines[4:])
+    with pytest.raises(UserError, match=f'leaves out bytes {offsets[3]}..{offsets[4]}'):
+        rec_info(holes)

@@ -290,3 +290,36 @@ def test_decode_warning_capture_keeps_other_stderr_output(capfd):
     finally:
         folder.cv2.imdecode = original
     assert capfd.readouterr().err == 'unrelated message\n'
+
+
+def _copy_pair(prefix, dest, rec=None, idx_lines=None):
+    data = open(prefix + '.rec', 'rb').read() if rec is None else rec
+    lines = open(prefix + '.idx').read().splitlines(keepends=True)
+    open(dest + '.rec', 'wb').write(data)
+    open(dest + '.idx', 'w').write(''.join(lines if idx_lines is None else idx_lines(lines)))
+    return dest
+
+
+def test_check_decodes_every_image_with_warnings_as_errors(awkward, tmp_path, capsys):
+    _, _, _, prefix = awkward
+    offsets = [int(line.split('\t')[1]) for line in open(prefix + '.idx')]
+    keys = [int(line.split('\t')[0]) for line in open(prefix + '.idx')]
+    data = open(prefix + '.rec', 'rb').read()
+    middle = (offsets[4] + offsets[5]) // 2          # inside the 5th record's JPEG scan
+    damaged = _copy_pair(prefix, str(tmp_path / 'flipped'), rec=with_flipped_bytes(data, middle))
+    assert im2rec('--check', damaged) == 1
+    err = capsys.readouterr().err
+    assert f'{damaged}.rec is damaged: 1 of its {len(offsets)} images' in err
+    assert f'record {keys[4]} at byte {offsets[4]}' in err and 'Corrupt JPEG' in err
+
+
+def test_check_says_the_idx_misses_records(awkward, tmp_path, capsys):
+    _, _, _, prefix = awkward
+    offsets = [int(line.split('\t')[1]) for line in open(prefix + '.idx')]
+    partial = _copy_pair(prefix, str(tmp_path / 'partial'), idx_lines=lambda ls: ls[:5])
+    assert im2rec('--check', partial) == 1
+    err = capsys.readouterr().err
+    assert f'{partial}.idx is wrong' in err and 'reads cleanly' in err
+    assert f'covers 5 of the {len(offsets)} records' in err and f'byte {offsets[5]}' in err
+    assert im2rec('--check', prefix) == 0
+    assert 'cover every record' in capsys.readouterr().out

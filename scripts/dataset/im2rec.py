@@ -24,7 +24,8 @@ def parse_args(argv):
     parser.add_argument('image_dir', nargs='?', help='folder with one sub-folder per class')
     parser.add_argument('prefix', nargs='?', help='output prefix, e.g. data/train')
     parser.add_argument('--check', metavar='PREFIX',
-                        help='validate PREFIX.rec/.idx and name the first bad record')
+                        help='decode every record of PREFIX.rec (warnings are errors), check '
+                             'that PREFIX.idx covers them all, and say which file is wrong')
     parser.add_argument('--resize', type=int, default=0, metavar='N',
                         help='resize the shorter side to N pixels (0: keep)')
     parser.add_argument('--quality', type=int, default=95, help='JPEG quality (default 95)')
@@ -58,15 +59,24 @@ def parse_args(argv):
 
 def run_check(prefix):
     report = check_records(prefix)
-    if report.bad is not None:
-        key, offset, reason = report.bad
-        print(f'error: {prefix}.rec is damaged: record {key} at byte {offset}: {reason} '
-              f'({report.records} good records before it); rebuild it with im2rec.py',
-              file=sys.stderr)
-        return 1
-    print(f'{prefix}.rec: OK, {report.records} records, all decode, '
-          f'{report.indexed} index entries all point at records')
-    return 0
+    if report.bad is None:
+        print(f'{prefix}.rec: OK, {report.records} records, all decode without a warning; '
+              f'{prefix}.idx: {report.indexed} entries cover every record')
+        return 0
+    key, offset, reason = report.bad
+    if report.file == 'idx':
+        message = (f'{prefix}.idx is wrong ({prefix}.rec itself reads cleanly, '
+                   f'{report.records} records): record {key} at byte {offset}: {reason}; '
+                   'rebuild both with im2rec.py')
+    elif report.bad_images:
+        message = (f'{prefix}.rec is damaged: {report.bad_images} of its {report.records} '
+                   f'images do not decode cleanly, the first is record {key} at byte {offset}: '
+                   f'{reason}; rebuild it with im2rec.py')
+    else:
+        message = (f'{prefix}.rec is damaged: record {key} at byte {offset}: {reason} '
+                   f'({report.records} good records before it); rebuild it with im2rec.py')
+    print(f'error: {message}', file=sys.stderr)
+    return 1
 
 
 def run_pack(args):

@@ -11,6 +11,7 @@ The ``.idx`` file has one ``key<TAB>byte offset`` line per record.
 Writing it here keeps MXNet out of the packer (fast start, clean worker forks); the tests check
 every file against MXNet's own ``MXIndexedRecordIO`` and ``ImageRecordIter``.
 """
+import os
 import struct
 
 import numpy as np
@@ -97,6 +98,33 @@ def read_record(fobj, offset):
     total = sum(len(c) for c in chunks) + 4 * (len(chunks) - 1)
     pos += -total % 4
     return _MAGIC_BYTES.join(chunks), pos
+
+
+def skip_record(fd, offset, file_size):
+    """Offset of the record after the one starting at ``offset``, from the part headers alone
+    (``os.pread`` on the file descriptor ``fd``; the payload is not read).
+
+    Raises
+    ------
+    RecordError
+        As :func:`read_record`, or a length that runs past ``file_size``.
+    """
+    pos, total, parts = offset, 0, 0
+    while True:
+        head = os.pread(fd, 8, pos)
+        if len(head) < 8:
+            raise RecordError(f'file ends inside the record header at byte {pos}')
+        magic, lrec = struct.unpack('<II', head)
+        if magic != MAGIC:
+            raise RecordError(f'no record starts at byte {pos}')
+        cflag, length = lrec >> 29, lrec & _LREC_MASK
+        if cflag not in ((0, 1) if not parts else (2, 3)):
+            raise RecordError(f'bad continuation flag {cflag} at byte {pos}')
+        pos, total, parts = pos + 8 + length, total + length, parts + 1
+        if pos > file_size:
+            raise RecordError(f'the record at byte {offset} is longer than the file')
+        if cflag in (0, 3):
+            return pos + (-(total + 4 * (parts - 1)) % 4)
 
 
 def read_idx(idx_path):
