@@ -323,3 +323,32 @@ def test_check_says_the_idx_misses_records(awkward, tmp_path, capsys):
     assert f'covers 5 of the {len(offsets)} records' in err and f'byte {offsets[5]}' in err
     assert im2rec('--check', prefix) == 0
     assert 'cover every record' in capsys.readouterr().out
+
+
+def test_existing_prefix_refused_unless_force(tmp_path, capsys):
+    images = str(tmp_path / 'img')
+    make_class_tree(images, classes=2, per_class=2)
+    prefix = str(tmp_path / 'out')
+    assert im2rec(images, prefix, '--no-progress', '--workers', '1') == 0
+    before = {ext: open(prefix + ext, 'rb').read() for ext in ('.rec', '.idx', '.classes.txt')}
+    os.rename(os.path.join(images, 'c1'), os.path.join(images, 'other'))
+    capsys.readouterr()
+    assert im2rec(images, prefix, '--no-progress', '--workers', '1') == 2
+    assert f'{prefix}.rec already exists; pass --force' in capsys.readouterr().err
+    assert before == {ext: open(prefix + ext, 'rb').read() for ext in before}   # untouched
+    assert im2rec(images, prefix, '--no-progress', '--workers', '1', '--force') == 0
+    assert open(prefix + '.classes.txt').read() == 'c0\nother\n'
+    assert im2rec(images, prefix, '--list-only') == 2
+    assert im2rec(images, prefix, '--list-only', '--force') == 0
+
+
+def test_read_only_output_folder_is_one_sentence(tmp_path):
+    from _readonly import run_read_only
+    images, out = str(tmp_path / 'img'), tmp_path / 'ro'
+    make_class_tree(images, classes=1, per_class=2)
+    out.mkdir()
+    for prefix in (out / 'x', out / 'sub' / 'x'):
+        proc = run_read_only(out, [sys.executable, SCRIPT, images, str(prefix), '--no-progress'])
+        assert proc.returncode == 2 and proc.stderr.count('error:') == 1
+        assert 'Read-only' in proc.stderr or 'ermission' in proc.stderr
+        assert 'Traceback' not in proc.stderr and os.listdir(out) == []

@@ -49,6 +49,8 @@ def parse_args(argv):
     parser.add_argument('--seed', type=int, default=0, help='seed of --shuffle')
     parser.add_argument('--strict', action='store_true',
                         help='stop at the first unusable image instead of skipping it')
+    parser.add_argument('--force', action='store_true',
+                        help='replace an existing PREFIX.rec/.idx (or .lst with --list-only)')
     parser.add_argument('--no-progress', action='store_true', help='no progress bar')
     parser.add_argument('--verbose', action='store_true')
     args = parser.parse_args(argv)
@@ -85,7 +87,8 @@ def run_pack(args):
         raise UserError('--resize and --max-pixels must be >= 0, --quality in 1..100 and '
                         '--workers >= 1')
     entries = plan_image_folder(args.image_dir, args.prefix, lst=args.lst,
-                                shuffle=args.shuffle, seed=args.seed)
+                                shuffle=args.shuffle, seed=args.seed, force=args.force,
+                                outputs=('.lst',) if args.list_only else ('.rec', '.idx'))
     if args.list_only:
         write_lst(args.prefix + '.lst', entries)
         print(f'listed {len(entries)} images in {args.prefix}.lst')

@@ -232,17 +232,31 @@ def pack_records(root, entries, prefix, options=PackOptions(), workers=1, strict
     return result
 
 
-def plan_image_folder(image_dir, prefix, lst=None, shuffle=False, seed=0):
+def refuse_existing(prefix, extensions=('.rec', '.idx'), force=False):
+    """UserError if an output ``PREFIX + ext`` exists and ``force`` is not set: packing onto a
+    finished data set by mistake (a typo, a rerun) must not replace it silently."""
+    found = [prefix + ext for ext in extensions if os.path.exists(prefix + ext)]
+    if found and not force:
+        raise UserError(f'{found[0]} already exists; pass --force to replace it, or choose '
+                        'another output PREFIX')
+
+
+def plan_image_folder(image_dir, prefix, lst=None, shuffle=False, seed=0, force=False,
+                      outputs=('.rec', '.idx')):
     """List ``image_dir`` (or read the ``lst`` file) and write ``PREFIX.classes.txt``.
 
     The classes come from the sorted folder names, or from the ``.classes.txt`` beside
-    ``lst`` if there is one. Returns the entries for :func:`pack_records`.
+    ``lst`` if there is one. Returns the entries for :func:`pack_records`. Refuses (before
+    writing anything) when one of the ``outputs`` extensions exists under ``prefix``, unless
+    ``force``.
 
     Raises
     ------
     UserError
-        A missing folder or list, a folder without images, an uncreatable output folder.
+        An existing output without ``force``, a missing folder or list, a folder without
+        images, an uncreatable output folder.
     """
+    refuse_existing(prefix, outputs, force)
     if lst is not None:
         entries, classes = read_lst(lst), read_classes(os.path.splitext(lst)[0] + '.classes.txt')
         if not os.path.isdir(image_dir):
