@@ -352,3 +352,57 @@ def test_read_only_output_folder_is_one_sentence(tmp_path):
         assert proc.returncode == 2 and proc.stderr.count('error:') == 1
         assert 'Read-only' in proc.stderr or 'ermission' in proc.stderr
         assert 'Traceback' not in proc.stderr and os.listdir(out) == []
+
+
+def _alive(pid):
+    try:
+        with open(f'/proc/{pid}/stat') as fstat:
+            return fstat.read().rsplit(')', 1)[1].split()[0] != 'Z'
+    except OSError:
+        return False
+
+
+def _descendants(pid):
+    """Pids of every living process below ``pid`` (from /proc)."""
+    parents = {}
+    for entry in os.listdir('/proc'):
+        if entry.isdigit():
+            try:
+                with open(f'/proc/{entry}/stat') as fstat:
+                    fields = fstat.read().rsplit(')', 1)[1].split()
+            except OSError:
+                continue
+            if fields[0] != 'Z':
+                parents.setdefault(int(fields[1]), []).append(int(entry))
+    found, todo = [], [pid]
+    while todo:
+        children = parents.get(todo.pop(), [])
+        found += children
+        todo += children
+    return found
+
+
+def test_kill_9_of_the_packer_takes_its_workers_with_it(tmp_path):
+    images = str(tmp_path / 'img')
+    make_class_tree(images, classes=2, per_class=80, size=(400, 600))
+    proc = subprocess.Popen([sys.executable, SCRIPT, images, str(tmp_path / 'k'), '--workers',
+                             '2', '--no-progress', '--encoding', '.png'],
+                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    workers = []
+    for _ in range(400):                          # the stderr filter + 2 workers
+        time.sleep(0.025)
+        workers = _descendants(proc.pid)
+        if len(workers) >= 3 or proc.poll() is not None:
+            break
+    if len(workers) < 3:
+        proc.wait()
+        pytest.skip('packing finished before the workers could be seen')
+    proc.kill()
+    proc.wait()
+    deadline = time.time() + 15
+    while time.time() < deadline and any(_alive(p) for p in workers):
+        time.sleep(0.1)
+    alive = [p for p in workers if _alive(p)]
+    for pid in alive:                              # leave nothing behind if the test fails
+        os.kill(pid, signal.SIGKILL)
+    assert alive == []

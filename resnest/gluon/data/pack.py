@@ -7,18 +7,16 @@ Design, for a tool people can trust:
 * Everything is written under temporary names and renamed when complete (``.rec`` last,
   :func:`resnest.gluon.utils.io.atomic_group`), so a dead worker, an error or Ctrl-C never
   leaves a ``.rec`` that looks finished.
-* A worker that dies (killed, out of memory) is detected (the pool breaks) and aborts the run.
+* A worker that dies (killed, out of memory) is detected (the pool breaks) and aborts the run;
+  workers die with the packer (:mod:`.workers`), even on ``kill -9``.
 * Bad images are skipped with a reason, listed in ``PREFIX.skipped.tsv`` and counted.
 """
 import os
-import signal
 import time
-from collections import deque
 from contextlib import closing
 from concurrent.futures import ProcessPoolExecutor
 from concurrent.futures.process import BrokenProcessPool
 from dataclasses import dataclass, field
-import multiprocessing
 
 import cv2
 
@@ -28,6 +26,7 @@ from .folder import (MAX_PIXELS, BadImage, center_square, decode_image, jpeg_inf
                      resize_shorter)
 from .listing import list_folder, lst_line, read_classes, read_lst, write_classes
 from .recordio import encode_record, pack_payload
+from .workers import init_worker, ordered_results, worker_context
 
 _CHUNK = 16
 
@@ -110,30 +109,12 @@ def encode_entry(root, entry, options):
 _WORKER = {}
 
 
-def _init_worker(root, options):
-    # The parent handles Ctrl-C and stops the pool; a worker must not die half-way on it.
-    signal.signal(signal.SIGINT, signal.SIG_IGN)
-    cv2.setNumThreads(1)
+def _setup_worker(root, options):
     _WORKER['root'], _WORKER['options'] = root, options
 
 
 def _encode_chunk(entries):
     return [encode_entry(_WORKER['root'], e, _WORKER['options']) for e in entries]
-
-
-def _worker_context():
-    """'fork' (instant) from a process whose only threads are the few MXNet's import starts;
-    'forkserver' from one where MXNet's engine or data iterators run (after a fork there,
-    MXNet's at-fork handlers can deadlock the child: seen with pytest and notebooks)."""
-    try:
-        threads = len(os.listdir('/proc/self/task'))
-    except OSError:
-        threads = 0
-    if 0 < threads <= 4 and 'fork' in multiprocessing.get_all_start_methods():
-        return multiprocessing.get_context('fork')
-    context = multiprocessing.get_context('forkserver')
-    context.set_forkserver_preload([__name__])
-    return context
 
 
 def _encoded_in_order(root, entries, options, workers):
@@ -148,21 +129,10 @@ def _encoded_in_order(root, entries, options, workers):
             cv2.setNumThreads(threads)
         return
     chunks = [entries[i:i + _CHUNK] for i in range(0, len(entries), _CHUNK)]
-    context = _worker_context()
-    pool = ProcessPoolExecutor(workers, mp_context=context, initializer=_init_worker,
-                               initargs=(root, options))
+    pool = ProcessPoolExecutor(workers, mp_context=worker_context(), initializer=init_worker,
+                               initargs=(_setup_worker, root, options))
     try:
-        pending, todo = deque(), iter(chunks)
-        for chunk in todo:
-            pending.append((chunk, pool.submit(_encode_chunk, chunk)))
-            if len(pending) >= 4 * workers:
-                break
-        while pending:
-            chunk, future = pending.popleft()
-            results = future.result()
-            nxt = next(todo, None)
-            if nxt is not None:
-                pending.append((nxt, pool.submit(_encode_chunk, nxt)))
+        for chunk, results in ordered_results(pool, _encode_chunk, chunks, 4 * workers):
             for entry, (record, reason) in zip(chunk, results):
                 yield entry, record, reason
     finally:
