@@ -8,6 +8,7 @@ import pytest
 mx = pytest.importorskip('mxnet')
 
 from _images import make_class_tree, photos  # noqa: E402
+from _procs import alive as _alive, descendants as _descendants  # noqa: E402
 from resnest.gluon.data import eval_loader, eval_transform, rec_info, train_loader  # noqa: E402
 from resnest.gluon.data.autoaugment import ImageNetPolicy  # noqa: E402
 from resnest.gluon.data.cpp_loader import part_bounds  # noqa: E402
@@ -198,3 +199,67 @@ def test_index_that_misses_records_is_refused(rec, tmp_path):
                              edit_idx=lambda lines: lines[:3] + lines[4:])
     with pytest.raises(UserError, match=f'leaves out bytes {offsets[3]}..{offsets[4]}'):
         rec_info(holes)
+
+
+class PidTransform:
+    """Stands in for a transform: the image becomes the id of the process that made it."""
+
+    def __call__(self, img, rng=None):
+        return np.full((1, 2, 2), os.getpid(), np.float32)
+
+
+def test_worker_processes_live_across_epochs_and_evaluations(rec):
+    loader = eval_loader(rec, 4, PidTransform(), num_workers=2)
+    pids = []
+    for _ in range(3):
+        pids.append({int(p) for data, _, _ in loader for p in data.asnumpy().ravel()})
+    loader.set_epoch(1)
+    pids.append({int(p) for data, _, _ in loader for p in data.asnumpy().ravel()})
+    assert os.getpid() not in pids[0] and 1 <= len(pids[0]) <= 2
+    assert all(p == pids[0] for p in pids)        # the same workers served every pass
+    loader.close()
+
+
+def test_python_path_decode_failure_is_one_sentence_from_a_worker(rec, tmp_path):
+    def smash(data, offsets):
+        # record 6's JPEG start-of-image marker: the record parses but the image cannot decode
+        pos = data.find(b'\xff\xd8', offsets[6])
+        data[pos:pos + 4] = b'\0\0\0\0'
+    bad, offsets = _damaged_copy(rec, str(tmp_path / 'soi'), edit_rec=smash)
+    key = int(open(rec[:-4] + '.idx').read().splitlines()[6].split('\t')[0])
+    for workers in (1, 2):
+        loader = eval_loader(bad, 4, eval_transform(crop_size=32), num_workers=workers)
+        with pytest.raises(UserError) as err:
+            list(loader)
+        msg = str(err.value)
+        assert f'record {key} of {bad} (at byte {offsets[6]})' in msg
+        assert f'im2rec.py --check {bad[:-4]}' in msg and '\n' not in msg
+        loader.close()
+
+
+def test_loader_workers_die_with_a_killed_trainer(rec):
+    import signal
+    import subprocess
+    import sys
+    import time
+    code = ('import sys, time\n'
+            'from resnest.gluon.data import train_loader\n'
+            f'loader = train_loader({rec!r}, 4, input_size=32, num_workers=2, '
+            'backend="python")\n'
+            'next(iter(loader))\n'
+            'print("ready", flush=True)\n'
+            'time.sleep(600)\n')
+    proc = subprocess.Popen([sys.executable, '-c', code], stdout=subprocess.PIPE, text=True,
+                            env=dict(os.environ, PYTHONPATH=ROOT))
+    assert proc.stdout.readline().strip() == 'ready'
+    children = _descendants(proc.pid)
+    assert len(children) >= 2                      # the workers (and a fork server)
+    proc.kill()
+    proc.wait()
+    deadline = time.time() + 15
+    while time.time() < deadline and any(_alive(p) for p in children):
+        time.sleep(0.1)
+    alive = [p for p in children if _alive(p)]
+    for pid in alive:
+        os.kill(pid, signal.SIGKILL)
+    assert alive == []

@@ -11,6 +11,7 @@ import pytest
 
 mx = pytest.importorskip('mxnet')
 
+from _procs import alive as _alive, descendants as _descendants  # noqa: E402
 from _images import (jpeg_bytes, make_awkward_tree, make_class_tree, photos,  # noqa: E402
                      png_bomb, with_declared_size, with_flipped_bytes)
 from resnest.gluon.data.folder import BadImage, decode_image, jpeg_info  # noqa: E402
@@ -352,34 +353,6 @@ def test_read_only_output_folder_is_one_sentence(tmp_path):
         assert proc.returncode == 2 and proc.stderr.count('error:') == 1
         assert 'Read-only' in proc.stderr or 'ermission' in proc.stderr
         assert 'Traceback' not in proc.stderr and os.listdir(out) == []
-
-
-def _alive(pid):
-    try:
-        with open(f'/proc/{pid}/stat') as fstat:
-            return fstat.read().rsplit(')', 1)[1].split()[0] != 'Z'
-    except OSError:
-        return False
-
-
-def _descendants(pid):
-    """Pids of every living process below ``pid`` (from /proc)."""
-    parents = {}
-    for entry in os.listdir('/proc'):
-        if entry.isdigit():
-            try:
-                with open(f'/proc/{entry}/stat') as fstat:
-                    fields = fstat.read().rsplit(')', 1)[1].split()
-            except OSError:
-                continue
-            if fields[0] != 'Z':
-                parents.setdefault(int(fields[1]), []).append(int(entry))
-    found, todo = [], [pid]
-    while todo:
-        children = parents.get(todo.pop(), [])
-        found += children
-        todo += children
-    return found
 
 
 def test_kill_9_of_the_packer_takes_its_workers_with_it(tmp_path):

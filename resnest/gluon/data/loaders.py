@@ -15,82 +15,27 @@ over a ``.rec`` or a class-folder tree (:func:`eval_loader`). Who reads what is 
 :mod:`.sharding`.
 """
 import os
+from concurrent.futures import ProcessPoolExecutor
+from concurrent.futures.process import BrokenProcessPool
 
-import cv2
 import numpy as np
 
 from ..pretrained import IMAGENET_MEAN, IMAGENET_MEAN_255, IMAGENET_STD, IMAGENET_STD_255
 from ..utils.errors import UserError
 from ..utils.seed import derive_seed
-from .recordio import unpack_payload
+from .samples import FolderSamples, RecordSamples
 from .sharding import train_shard, val_plan
 from .transforms import color_jitter, lighting, normalize_chw, random_resized_crop
 from .validate import rec_info
+from .workers import init_worker, ordered_results, worker_context
 
 __all__ = ["RecordSamples", "FolderSamples", "PythonLoader", "TrainTransform", "train_loader",
            "eval_loader"]
 
 
-class RecordSamples:
-    """The images of a ``.rec`` file in index order: item ``(position, seed)`` ->
-    ``(RGB uint8 HWC, label, seed)``."""
-
-    def __init__(self, rec_path):
-        self.path = rec_path
-        info = rec_info(rec_path)
-        self.num_samples, self.classes = info.num_samples, info.classes
-        self._records = None                       # opened lazily, once per worker process
-
-    def __len__(self):
-        return self.num_samples
-
-    def read(self, position):
-        import mxnet as mx
-        if self._records is None:
-            self._records = mx.gluon.data.RecordFileDataset(self.path)
-        labels, _, image = unpack_payload(self._records[int(position)])
-        bgr = cv2.imdecode(np.frombuffer(image, np.uint8), cv2.IMREAD_COLOR)
-        if bgr is None:
-            raise UserError(f"record {position} of {self.path} does not decode; run "
-                            "scripts/dataset/im2rec.py --check on it.")
-        return np.ascontiguousarray(bgr[:, :, ::-1]), float(labels[0])
-
-    def __getstate__(self):                        # workers reopen the file themselves
-        return dict(self.__dict__, _records=None)
-
-
-class FolderSamples:
-    """The images of a class-folder tree ``root/<class>/...`` (label ``i`` = ``i``-th sorted
-    folder name), decoded upright (EXIF) as RGB."""
-
-    def __init__(self, root):
-        from .folder import scan_class_folders
-        if not os.path.isdir(root):
-            raise UserError(f"image folder {root} does not exist; give a folder with one "
-                            "sub-folder per class.")
-        self.root = root
-        self.class_names, self.items = scan_class_folders(root)
-        if not self.items:
-            raise UserError(f"no images found under {root}/<class>/; the images must be in "
-                            "one sub-folder per class.")
-        self.num_samples, self.classes = len(self.items), len(self.class_names)
-
-    def __len__(self):
-        return self.num_samples
-
-    def read(self, position):
-        from .folder import BadImage, decode_image
-        path, label = self.items[int(position)]
-        try:
-            with open(os.path.join(self.root, path), "rb") as f:
-                bgr = decode_image(f.read())
-        except (OSError, BadImage) as err:
-            raise UserError(f"{os.path.join(self.root, path)} cannot be used ({err}).") from None
-        return np.ascontiguousarray(bgr[:, :, ::-1]), float(label)
-
-
 class _Dataset:
-    """Gluon dataset view: item ``(position, seed)`` -> ``(CHW float32, label)``."""
+    """Item ``(position, seed)`` -> ``(CHW float32, label)``; a batch of items -> stacked
+    numpy arrays (what a worker process sends back)."""
 
     def __init__(self, samples, transform):
         self.samples, self.transform = samples, transform
@@ -103,16 +48,40 @@ class _Dataset:
         img, label = self.samples.read(position)
         return self.transform(img, np.random.RandomState(seed)), np.float32(label)
 
+    def batch(self, items):
+        data, labels = zip(*(self[item] for item in items))
+        return np.stack(data), np.array(labels, np.float32)
+
+
+_WORKER = {}
+
+
+def _setup_worker(dataset):
+    _WORKER["dataset"] = dataset
+
+
+def _load_batch(items):
+    return _WORKER["dataset"].batch(items)
+
 
 class PythonLoader:
     """Batches ``(data, label, valid)`` of a sample source, decoded and transformed in worker
     processes; the order of an epoch comes from ``plan(epoch) -> (items, valid)`` (items are
-    ``(position, seed)``, ``valid`` the real samples per batch)."""
+    ``(position, seed)``, ``valid`` the real samples per batch).
+
+    With ``num_workers > 1`` the worker processes are started once, at the first batch, and
+    serve every later epoch and evaluation (no re-fork after Horovod or CUDA started: they
+    come from a clean fork server there, see :mod:`.workers`); they die with this process.
+    A sample's augmentation depends only on its seed, so the batches are the same for any
+    worker count. :meth:`close` stops them early.
+    """
 
     def __init__(self, samples, transform, plan, batch_size, num_workers, ctx=None):
         self.samples, self.batch_size = samples, batch_size
         self._dataset = _Dataset(samples, transform)
-        self._plan, self._num_workers, self._ctx = plan, num_workers, ctx
+        self._plan, self._ctx = plan, ctx
+        self._num_workers = num_workers if num_workers > 1 else 0
+        self._pool = None
         self._start = 0
         self._items, self._valid = plan(0)
 
@@ -130,20 +99,40 @@ class PythonLoader:
         self._items, self._valid = self._plan(int(epoch))
         self._start = int(start_batch)
 
+    def _batches(self, batches):
+        """``(data, label)`` numpy arrays of each batch, in order."""
+        if not self._num_workers:
+            return (self._dataset.batch(b) for b in batches)
+        if self._pool is None:
+            self._pool = ProcessPoolExecutor(
+                self._num_workers, mp_context=worker_context(), initializer=init_worker,
+                initargs=(_setup_worker, self._dataset))
+        stream = ordered_results(self._pool, _load_batch, batches, 2 * self._num_workers)
+        return (result for _, result in stream)
+
     def __iter__(self):
         import mxnet as mx
         size = self.batch_size
         batches = [self._items[i:i + size] for i in range(0, len(self._items), size)]
         batches, counts = batches[self._start:], self._valid[self._start:]
-        if not batches:
-            return
-        loader = mx.gluon.data.DataLoader(
-            self._dataset, batch_sampler=batches,
-            num_workers=self._num_workers if self._num_workers > 1 else 0)
-        for (data, label), count in zip(loader, counts):
-            if self._ctx is not None:
-                data, label = data.as_in_context(self._ctx), label.as_in_context(self._ctx)
-            yield data, label.astype("float32"), count
+        ctx = self._ctx or mx.cpu()
+        try:
+            for (data, label), count in zip(self._batches(batches), counts):
+                yield mx.nd.array(data, ctx=ctx), mx.nd.array(label, ctx=ctx), count
+        except BrokenProcessPool:
+            self.close()
+            raise UserError("a data loader worker process died (killed or out of memory); "
+                            "rerun with fewer data workers or a smaller batch.") from None
+
+    def close(self):
+        """Stop the worker processes (they are started again if the loader is used again)."""
+        if self._pool is not None:
+            self._pool.shutdown(wait=True, cancel_futures=True)
+            self._pool = None
+
+    def __del__(self):
+        if getattr(self, "_pool", None) is not None:
+            self._pool.shutdown(wait=False, cancel_futures=True)
 
 
 class TrainTransform:
