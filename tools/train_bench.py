@@ -1,9 +1,20 @@
-"""Speed of the training step: the recipe's step against a minimal hand-written Gluon loop.
+"""Speed of the training step: the recipe's step against a minimal hand-written Gluon loop;
+and the AutoAugment training input per core, the authors' pipeline against ours.
 
-Both run the same model, batch and (Horovod) trainer on the same in-memory batch, in
+Both steps run the same model, batch and (Horovod) trainer on the same in-memory batch, in
 alternating rounds so that machine noise hits both alike; the recipe's step adds mixup,
 label smoothing, the loss/overflow allreduce, the LR schedule and the metrics hook. The data
 pipeline is timed alone, to show whether it can keep up with the step.
+
+AutoAugment input (:func:`autoaug_per_core`): the authors' ``--auto_aug`` input (their
+``scripts/gluon/train.py``: MXNet's ``ImageRecordDataset``, their
+``AugmentationBlock(autoaug_imagenet_policies())`` inserted before the Gluon transforms
+``RandomResizedCrop, RandomFlipLeftRight, RandomColorJitter(0.4, 0.4, 0.4),
+RandomLighting(0.1), ToTensor, Normalize``, in a Gluon ``DataLoader``) against
+:func:`resnest.gluon.data.train_loader` with ``auto_aug=True``. Each runs in exactly one
+worker process, both pinned (every thread) to the same single core, on the same file, in
+alternating rounds. Images: 500x375 JPEGs (ImageNet's typical size) cut from scikit-learn's
+two sample photos, packed as ImageNet's train.rec (shorter side 480).
 """
 import json
 import os
@@ -13,13 +24,16 @@ import sys
 import time
 
 import mxnet as mx
+import numpy as np
 from mxnet import autograd
 
 from resnest.gluon.utils.errors import UserError
 
 from resnest.gluon.train.engine import LossScaler, Recipe, train_epoch
 
-__all__ = ["time_rounds", "minimal_loop", "recipe_loop", "loader_rate", "measure", "scaling"]
+__all__ = ["time_rounds", "minimal_loop", "recipe_loop", "loader_rate", "measure", "scaling",
+           "sample_photo_rec", "authors_autoaug_loader", "our_autoaug_loader", "pin",
+           "autoaug_per_core"]
 
 
 def minimal_loop(net, trainer, x, y, steps):
@@ -159,3 +173,106 @@ def scaling(args, argv, script):
     for r in results:
         r["scaling_vs_1_rank"] = r["recipe_img_per_sec"] / base
     return results
+
+
+def sample_photo_rec(folder, count=256, seed=0):
+    """``count`` 500x375 JPEGs (random 4:3 windows of the sample photos, some mirrored) in
+    ``folder/img/c<k>/``, packed to ``folder/train.rec`` at ``--resize 480``; returns it."""
+    from PIL import Image
+    from sklearn.datasets import load_sample_images
+    from resnest.gluon.data.pack import PackOptions, pack_records, plan_image_folder
+    rng = np.random.RandomState(seed)
+    photos = [Image.fromarray(a) for a in load_sample_images().images]   # 640x427 each
+    for i in range(count):
+        width = rng.randint(400, 570)
+        height = width * 3 // 4
+        left, top = rng.randint(0, 640 - width + 1), rng.randint(0, 427 - height + 1)
+        img = photos[i % 2].crop((left, top, left + width, top + height))
+        img = img.resize((500, 375), Image.BICUBIC)
+        if rng.rand() < 0.5:
+            img = img.transpose(Image.FLIP_LEFT_RIGHT)
+        os.makedirs(os.path.join(folder, "img", f"c{i % 10}"), exist_ok=True)
+        img.save(os.path.join(folder, "img", f"c{i % 10}", f"{i}.jpg"), quality=90)
+    prefix = os.path.join(folder, "train")
+    entries = plan_image_folder(os.path.join(folder, "img"), prefix, shuffle=True, force=True)
+    pack_records(os.path.join(folder, "img"), entries, prefix, PackOptions(resize=480),
+                 workers=os.cpu_count() or 1)
+    return prefix + ".rec"
+
+
+def authors_autoaug_loader(rec, batches, input_size=224):
+    """The authors' pipeline over the index lists ``batches``, one worker process."""
+    import importlib
+    import mxnet as mx
+    from mxnet.gluon.data.vision import ImageRecordDataset, transforms
+    from tools.reference import authors_module
+    block = authors_module("data_utils").AugmentationBlock(
+        importlib.import_module("resnest_authors.transforms").autoaug_imagenet_policies())
+    transform = transforms.Compose([
+        block, transforms.RandomResizedCrop(input_size), transforms.RandomFlipLeftRight(),
+        transforms.RandomColorJitter(brightness=0.4, contrast=0.4, saturation=0.4),
+        transforms.RandomLighting(0.1), transforms.ToTensor(),
+        transforms.Normalize([0.485, 0.456, 0.406], [0.229, 0.224, 0.225])])
+    dataset = ImageRecordDataset(rec).transform_first(transform)
+    return mx.gluon.data.DataLoader(dataset, batch_sampler=batches, num_workers=1)
+
+
+def our_autoaug_loader(rec, batch_size, input_size=224):
+    """Our ``--auto_aug`` loader with one worker process."""
+    from resnest.gluon.data import train_loader
+    loader = train_loader(rec, batch_size, input_size=input_size, num_workers=1,
+                          backend="python", auto_aug=True, seed=0)
+    loader.set_workers(1)
+    return loader
+
+
+def pin(pid, core):
+    """Pin every thread of process ``pid`` to CPU ``core``."""
+    for tid in os.listdir(f"/proc/{pid}/task"):
+        try:
+            os.sched_setaffinity(int(tid), {core})
+        except OSError:      # a thread that just ended
+            pass
+
+
+def _drain(loader):
+    """Images per second over one whole pass of ``loader`` (nothing left running after)."""
+    start, images = time.perf_counter(), 0
+    for batch in loader:
+        batch[0].wait_to_read()
+        images += batch[0].shape[0]
+    return images / (time.perf_counter() - start)
+
+
+def autoaug_per_core(rec, batch_size=32, batches=4, rounds=5, input_size=224):
+    """Images per second of each pipeline on one core (median of ``rounds`` alternating
+    rounds of ``batches`` batches after a warm-up); returns a dict."""
+    from resnest.gluon.data import rec_info
+    count = rec_info(rec).num_samples
+    if count < batches * batch_size:
+        raise UserError(f"{rec} has {count} images, fewer than {batches} batches of "
+                        f"{batch_size}; pack more images or ask for fewer batches.")
+    order = np.random.RandomState(0).permutation(count)
+    index_batches = [order[(i * batch_size) % count:][:batch_size].tolist()
+                     for i in range(batches)]
+    theirs = authors_autoaug_loader(rec, index_batches, input_size)
+    ours = our_autoaug_loader(rec, batch_size, input_size)
+    core = max(os.sched_getaffinity(0))
+
+    def our_pass(epoch):                           # exactly ``batches`` batches, no prefetch left
+        ours.set_epoch(epoch, start_batch=len(ours) - batches)
+        return _drain(ours)
+    rates = {"authors": [], "ours": []}
+    _drain(theirs), our_pass(0)                    # warm-up: workers start, imports
+    for pid in [p.pid for p in theirs._worker_pool._pool] + ours.worker_pids:
+        pin(pid, core)
+    for r in range(rounds):
+        rates["authors"].append(_drain(theirs))
+        rates["ours"].append(our_pass(r + 1))
+    ours.close()
+    out = {f"{name}_img_per_sec_per_core": statistics.median(r) for name, r in rates.items()}
+    out["speedup"] = out["ours_img_per_sec_per_core"] / out["authors_img_per_sec_per_core"]
+    out.update(batch_size=batch_size, batches_per_round=batches, rounds=rounds,
+               input_size=input_size, images=count,
+               omp_num_threads=os.environ.get("OMP_NUM_THREADS", "unset"))
+    return out

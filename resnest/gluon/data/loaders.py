@@ -18,6 +18,7 @@ import os
 from concurrent.futures import ProcessPoolExecutor
 from concurrent.futures.process import BrokenProcessPool
 
+import cv2
 import numpy as np
 
 from ..pretrained import IMAGENET_MEAN, IMAGENET_MEAN_255, IMAGENET_STD, IMAGENET_STD_255
@@ -25,7 +26,7 @@ from ..utils.errors import UserError
 from ..utils.seed import derive_seed
 from .samples import FolderSamples, RecordSamples
 from .sharding import train_shard, val_plan
-from .transforms import color_jitter, lighting, normalize_chw, random_resized_crop
+from .transforms import color_normalize_chw, random_resized_crop
 from .validate import rec_info
 from .workers import init_worker, ordered_results, worker_context
 
@@ -124,6 +125,17 @@ class PythonLoader:
             raise UserError("a data loader worker process died (killed or out of memory); "
                             "rerun with fewer data workers or a smaller batch.") from None
 
+    def set_workers(self, num_workers):
+        """Use ``num_workers`` worker processes from the next batch on (0: decode in this
+        process); the batches do not change."""
+        self.close()
+        self._num_workers = int(num_workers)
+
+    @property
+    def worker_pids(self):
+        """Process ids of the running workers (empty before the first batch)."""
+        return sorted(self._pool._processes) if self._pool is not None else []
+
     def close(self):
         """Stop the worker processes (they are started again if the loader is used again)."""
         if self._pool is not None:
@@ -148,16 +160,13 @@ class TrainTransform:
 
     def __call__(self, img, rng):
         if self.policy is not None:
-            from PIL import Image
-            img = np.asarray(self.policy(Image.fromarray(img), rng))
+            img = self.policy(img, rng)
         img = random_resized_crop(img, self.size, rng, efficientnet=self.size >= 320,
                                   min_area=self.min_area)
         if rng.rand() < 0.5 and self.mirror:
-            img = img[:, ::-1]
-        out = color_jitter(img, self.jitter, rng) if self.jitter else img.astype(np.float32)
-        if self.lighting_std:
-            out = lighting(out, self.lighting_std, rng)
-        return normalize_chw(out, self.mean, self.std)
+            img = cv2.flip(img, 1)
+        return color_normalize_chw(img, self.jitter, self.lighting_std, self.mean, self.std,
+                                   rng)
 
 
 def _check_batch(batch_size, rank, num_ranks):
