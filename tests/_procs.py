@@ -1,5 +1,7 @@
 """Processes as /proc shows them, for tests that kill a parent and watch its children."""
 import os
+import signal
+import time
 
 
 def alive(pid):
@@ -29,3 +31,17 @@ def descendants(pid):
         found += children
         todo += children
     return found
+
+
+def kill_and_watch(proc, pids, seconds=15):
+    """SIGKILL ``proc`` (a Popen), wait up to ``seconds`` for ``pids`` to end; returns those
+    still alive, after killing them so that a failing test leaves nothing behind."""
+    proc.kill()
+    proc.wait()
+    deadline = time.time() + seconds
+    while time.time() < deadline and any(alive(p) for p in pids):
+        time.sleep(0.1)
+    left = [p for p in pids if alive(p)]
+    for pid in left:
+        os.kill(pid, signal.SIGKILL)
+    return left

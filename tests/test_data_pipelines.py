@@ -8,7 +8,7 @@ import pytest
 mx = pytest.importorskip('mxnet')
 
 from _images import make_class_tree, photos  # noqa: E402
-from _procs import alive as _alive, descendants as _descendants  # noqa: E402
+from _procs import descendants as _descendants, kill_and_watch  # noqa: E402
 from resnest.gluon.data import eval_loader, eval_transform, rec_info, train_loader  # noqa: E402
 from resnest.gluon.data.autoaugment import ImageNetPolicy  # noqa: E402
 from resnest.gluon.data.cpp_loader import part_bounds  # noqa: E402
@@ -319,10 +319,8 @@ def test_python_path_decode_failure_is_one_sentence_from_a_worker(rec, tmp_path)
 
 
 def test_loader_workers_die_with_a_killed_trainer(rec):
-    import signal
     import subprocess
     import sys
-    import time
     code = ('import sys, time\n'
             'from resnest.gluon.data import train_loader\n'
             f'loader = train_loader({rec!r}, 4, input_size=32, num_workers=2, '
@@ -335,12 +333,5 @@ def test_loader_workers_die_with_a_killed_trainer(rec):
     assert proc.stdout.readline().strip() == 'ready'
     children = _descendants(proc.pid)
     assert len(children) >= 2                      # the workers (and a fork server)
-    proc.kill()
-    proc.wait()
-    deadline = time.time() + 15
-    while time.time() < deadline and any(_alive(p) for p in children):
-        time.sleep(0.1)
-    alive = [p for p in children if _alive(p)]
-    for pid in alive:
-        os.kill(pid, signal.SIGKILL)
+    alive = kill_and_watch(proc, children)
     assert alive == []

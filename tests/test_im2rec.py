@@ -11,7 +11,7 @@ import pytest
 
 mx = pytest.importorskip('mxnet')
 
-from _procs import alive as _alive, descendants as _descendants  # noqa: E402
+from _procs import descendants as _descendants, kill_and_watch  # noqa: E402
 from _images import (jpeg_bytes, make_awkward_tree, make_class_tree, photos,  # noqa: E402
                      png_bomb, with_declared_size, with_flipped_bytes)
 from resnest.gluon.data.folder import BadImage, decode_image, jpeg_info  # noqa: E402
@@ -370,12 +370,5 @@ def test_kill_9_of_the_packer_takes_its_workers_with_it(tmp_path):
     if len(workers) < 3:
         proc.wait()
         pytest.skip('packing finished before the workers could be seen')
-    proc.kill()
-    proc.wait()
-    deadline = time.time() + 15
-    while time.time() < deadline and any(_alive(p) for p in workers):
-        time.sleep(0.1)
-    alive = [p for p in workers if _alive(p)]
-    for pid in alive:                              # leave nothing behind if the test fails
-        os.kill(pid, signal.SIGKILL)
+    alive = kill_and_watch(proc, workers)
     assert alive == []
