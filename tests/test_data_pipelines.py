@@ -194,6 +194,25 @@ def test_autoaugment_ops_compute_what_pil_computes(name):
             assert diff.mean() < 4 and np.percentile(diff, 90) < 12, diff.mean()
 
 
+def test_autoaugment_in_a_box_is_the_box_of_the_whole_result():
+    from resnest.gluon.data.autoaugment import IMAGENET_POLICY
+    img = photos()[0][:240, :320]
+    policy, warps = ImageNetPolicy(), ('Rotate', 'ShearX', 'TranslateX', 'TranslateY')
+    for seed in range(4 * len(IMAGENET_POLICY)):
+        box_rng = np.random.RandomState(1000 + seed)
+        h, w = box_rng.randint(20, 241), box_rng.randint(20, 321)
+        box = (box_rng.randint(0, 241 - h), box_rng.randint(0, 321 - w), h, w)
+        whole = policy(img, np.random.RandomState(seed))
+        part = policy(img, np.random.RandomState(seed), box)
+        top, left = box[:2]
+        diff = np.abs(part - whole[top:top + h, left:left + w].astype(int))
+        names = [n for n, _, _ in IMAGENET_POLICY[np.random.RandomState(seed).randint(25)]]
+        if not set(names) & set(warps):
+            assert diff.max() == 0, names
+        else:   # a warp of the box alone samples on OpenCV's 1/32-pixel grid from another
+            assert (diff > 0).mean() < 0.02 and diff.max() <= 8, names   # origin
+
+
 def test_fused_color_jitter_lighting_normalize_equals_the_steps():
     from resnest.gluon.data.transforms import color_normalize_chw
     img = photos()[1][:48, :40]

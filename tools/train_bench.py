@@ -23,6 +23,7 @@ import subprocess
 import sys
 import time
 
+import cv2
 import mxnet as mx
 import numpy as np
 from mxnet import autograd
@@ -33,7 +34,7 @@ from resnest.gluon.train.engine import LossScaler, Recipe, train_epoch
 
 __all__ = ["time_rounds", "minimal_loop", "recipe_loop", "loader_rate", "measure", "scaling",
            "sample_photo_rec", "authors_autoaug_loader", "our_autoaug_loader", "pin",
-           "autoaug_per_core"]
+           "autoaug_per_core", "autoaug_stage_ms", "cpu_seconds"]
 
 
 def minimal_loop(net, trainer, x, y, steps):
@@ -235,18 +236,34 @@ def pin(pid, core):
             pass
 
 
-def _drain(loader):
-    """Images per second over one whole pass of ``loader`` (nothing left running after)."""
-    start, images = time.perf_counter(), 0
+def cpu_seconds(pids):
+    """CPU time (user + system, all threads) the processes ``pids`` have used so far."""
+    ticks = 0
+    for pid in pids:
+        with open(f"/proc/{pid}/stat") as fstat:
+            fields = fstat.read().rsplit(")", 1)[1].split()
+        ticks += int(fields[11]) + int(fields[12])
+    return ticks / os.sysconf("SC_CLK_TCK")
+
+
+def _drain(loader, pids):
+    """``(images per wall-clock second, images per CPU-second of the worker processes)``
+    over one whole pass of ``loader`` (nothing is left running after it)."""
+    start, cpu, images = time.perf_counter(), cpu_seconds(pids), 0
     for batch in loader:
         batch[0].wait_to_read()
         images += batch[0].shape[0]
-    return images / (time.perf_counter() - start)
+    return (images / (time.perf_counter() - start),
+            images / max(cpu_seconds(pids) - cpu, 1e-9))
 
 
 def autoaug_per_core(rec, batch_size=32, batches=4, rounds=5, input_size=224):
     """Images per second of each pipeline on one core (median of ``rounds`` alternating
-    rounds of ``batches`` batches after a warm-up); returns a dict."""
+    rounds of ``batches`` batches after a warm-up); returns a dict.
+
+    ``*_img_per_sec_per_core`` counts images per CPU-second of the worker process (all its
+    threads), which other load on the machine does not change; ``*_pinned_wall`` images per
+    wall-clock second with both workers pinned to the same core, which it does."""
     from resnest.gluon.data import rec_info
     count = rec_info(rec).num_samples
     if count < batches * batch_size:
@@ -261,18 +278,82 @@ def autoaug_per_core(rec, batch_size=32, batches=4, rounds=5, input_size=224):
 
     def our_pass(epoch):                           # exactly ``batches`` batches, no prefetch left
         ours.set_epoch(epoch, start_batch=len(ours) - batches)
-        return _drain(ours)
-    rates = {"authors": [], "ours": []}
-    _drain(theirs), our_pass(0)                    # warm-up: workers start, imports
-    for pid in [p.pid for p in theirs._worker_pool._pool] + ours.worker_pids:
+        return _drain(ours, pids["ours"])
+    pids = {"authors": [], "ours": []}
+    _drain(theirs, []), our_pass(0)                # warm-up: workers start, imports
+    pids = {"authors": [p.pid for p in theirs._worker_pool._pool], "ours": ours.worker_pids}
+    for pid in pids["authors"] + pids["ours"]:
         pin(pid, core)
+    rates = {"authors": [], "ours": []}
     for r in range(rounds):
-        rates["authors"].append(_drain(theirs))
+        rates["authors"].append(_drain(theirs, pids["authors"]))
         rates["ours"].append(our_pass(r + 1))
     ours.close()
-    out = {f"{name}_img_per_sec_per_core": statistics.median(r) for name, r in rates.items()}
+    out = {}
+    for name, pairs in rates.items():
+        out[f"{name}_img_per_sec_per_core"] = statistics.median(cpu for _, cpu in pairs)
+        out[f"{name}_img_per_sec_pinned_wall"] = statistics.median(wall for wall, _ in pairs)
     out["speedup"] = out["ours_img_per_sec_per_core"] / out["authors_img_per_sec_per_core"]
+    out["speedup_wall"] = (out["ours_img_per_sec_pinned_wall"]
+                           / out["authors_img_per_sec_pinned_wall"])
     out.update(batch_size=batch_size, batches_per_round=batches, rounds=rounds,
                input_size=input_size, images=count,
                omp_num_threads=os.environ.get("OMP_NUM_THREADS", "unset"))
     return out
+
+
+def _stage_ms(stages, items, repeat=1):
+    """Run ``stages`` (name -> fn(value) -> value) as a chain on every item; mean CPU ms each
+    (``time.process_time``: all threads of this process, not other load on the machine)."""
+    spent = dict.fromkeys(stages, 0.0)
+    for _ in range(repeat):
+        for value in items:
+            for name, fn in stages.items():
+                start = time.process_time()
+                value = fn(value)
+                spent[name] += time.process_time() - start
+    return {name: 1000 * s / (len(items) * repeat) for name, s in spent.items()}
+
+
+def autoaug_stage_ms(rec, count=64, input_size=224):
+    """Where the time of each pipeline goes, in CPU ms per image, in this process (pin it to
+    one core first): the authors' MXNet operators are waited for after each stage. Ours is
+    timed as the loader runs it: the crop box first, then AutoAugment of that box only."""
+    import importlib
+    from mxnet.gluon.data.vision import ImageRecordDataset, transforms as T
+    from tools.reference import authors_module
+    from resnest.gluon.data.autoaugment import ImageNetPolicy
+    from resnest.gluon.data.samples import RecordSamples
+    from resnest.gluon.data.transforms import color_normalize_chw, resized_crop_box
+    mean, std = [0.485, 0.456, 0.406], [0.229, 0.224, 0.225]
+    block = authors_module("data_utils").AugmentationBlock(
+        importlib.import_module("resnest_authors.transforms").autoaug_imagenet_policies())
+    dataset = ImageRecordDataset(rec)
+
+    def waited(fn):
+        return lambda x: _wait(fn(x))
+    theirs = {"decode": lambda i: _wait(dataset[i][0]),
+              "autoaugment (PIL, with NDArray<->PIL)": lambda x: _wait(block(x)),
+              "random resized crop": waited(T.RandomResizedCrop(input_size)),
+              "flip": waited(T.RandomFlipLeftRight()),
+              "colour jitter": waited(T.RandomColorJitter(0.4, 0.4, 0.4)),
+              "lighting": waited(T.RandomLighting(0.1)),
+              "to tensor + normalise": waited(T.Compose([T.ToTensor(), T.Normalize(mean, std)]))}
+    samples, policy, rng = RecordSamples(rec), ImageNetPolicy(), np.random.RandomState(0)
+
+    def box_then_autoaugment(img):
+        box, interp = resized_crop_box(*img.shape[:2], input_size, rng)
+        return policy(img, rng, box), interp
+    ours = {"decode": lambda i: samples.read(i)[0],
+            "crop box, autoaugment of the box": box_then_autoaugment,
+            "resize": lambda x: cv2.resize(x[0], (input_size, input_size), interpolation=x[1]),
+            "flip": lambda x: cv2.flip(x, 1) if rng.rand() < 0.5 else x,
+            "colour jitter + lighting + normalise": lambda x: color_normalize_chw(
+                x, 0.4, 0.1, mean, std, rng)}
+    items = list(range(min(count, len(samples))))
+    return {"authors": _stage_ms(theirs, items), "ours": _stage_ms(ours, items)}
+
+
+def _wait(array):
+    array.wait_to_read()
+    return array

@@ -40,6 +40,15 @@ def center_crop_box(height, width, fraction):
     return (height - side) // 2, (width - side) // 2, side, side
 
 
+def resized_crop_box(height, width, size, rng, efficientnet=False, min_area=None):
+    """The box ``(top, left, h, w)`` and interpolation of :func:`random_resized_crop`."""
+    if efficientnet:
+        box = random_crop_box(height, width, rng, area=(min_area or 0.1, 1.0))
+        return box or center_crop_box(height, width, size / (size + 32)), cv2.INTER_CUBIC
+    box = random_crop_box(height, width, rng, area=(min_area or 0.08, 1.0))
+    return box or center_crop_box(height, width, 1.0), cv2.INTER_LINEAR
+
+
 def random_resized_crop(img, size, rng, efficientnet=False, min_area=None):
     """Random-resized crop to ``size`` x ``size``.
 
@@ -49,18 +58,8 @@ def random_resized_crop(img, size, rng, efficientnet=False, min_area=None):
     ratio range (the classic ImageNet recipe). ``efficientnet=True`` (used for inputs >= 320):
     area 0.1..1, bicubic, fallback = centre crop of ``size / (size + 32)`` of the short side.
     """
-    height, width = img.shape[:2]
-    if efficientnet:
-        box = random_crop_box(height, width, rng, area=(min_area or 0.1, 1.0))
-        if box is None:
-            box = center_crop_box(height, width, size / (size + 32))
-        interp = cv2.INTER_CUBIC
-    else:
-        box = random_crop_box(height, width, rng, area=(min_area or 0.08, 1.0))
-        if box is None:
-            box = center_crop_box(height, width, 1.0)
-        interp = cv2.INTER_LINEAR
-    top, left, h, w = box
+    (top, left, h, w), interp = resized_crop_box(*img.shape[:2], size, rng, efficientnet,
+                                                 min_area)
     return cv2.resize(img[top:top + h, left:left + w], (size, size), interpolation=interp)
 
 

@@ -57,9 +57,10 @@ def worker_context():
     return context
 
 
-def ordered_results(executor, fn, tasks, depth):
+def ordered_results(executor, fn, tasks, depth, discard=None):
     """Yield ``(task, fn(task))`` in the order of ``tasks``, with at most ``depth`` tasks
-    submitted ahead; a generator closed early cancels what was not started."""
+    submitted ahead; a generator closed early cancels what was not started, and passes the
+    results of what was (once they are done) to ``discard``."""
     pending, todo = deque(), iter(tasks)
     try:
         for task in todo:
@@ -75,4 +76,5 @@ def ordered_results(executor, fn, tasks, depth):
             yield task, result
     finally:
         for _, future in pending:
-            future.cancel()
+            if not future.cancel() and discard is not None:
+                future.add_done_callback(lambda f: f.exception() or discard(f.result()))
