@@ -45,7 +45,13 @@ def init_worker(setup=None, *args):
 
 
 def worker_context():
-    """The multiprocessing context to start workers from this process (see module doc)."""
+    """The multiprocessing context to start workers from this process (see module doc).
+
+    It also starts the resource tracker here first, so that the workers share this process's
+    tracker (a forked child would otherwise start its own): shared memory a worker makes and
+    this process frees is then tracked once, and freed by it should this process die."""
+    from multiprocessing import resource_tracker
+    resource_tracker.ensure_running()
     try:
         threads = len(os.listdir('/proc/self/task'))
     except OSError:
