@@ -213,6 +213,23 @@ def test_autoaugment_in_a_box_is_the_box_of_the_whole_result():
             assert (diff > 0).mean() < 0.02 and diff.max() <= 8, names   # origin
 
 
+def test_bgr_input_gives_what_rgb_input_gives():
+    from resnest.gluon.data.loaders import TrainTransform
+    rgb = np.ascontiguousarray(photos()[0][:200, :300])
+    bgr = np.ascontiguousarray(rgb[:, :, ::-1])
+    for seed in range(60):                        # every sub-policy, Color and Contrast too
+        a = ImageNetPolicy()(rgb, np.random.RandomState(seed))
+        b = ImageNetPolicy(bgr=True)(bgr, np.random.RandomState(seed))
+        assert np.array_equal(a, b[:, :, ::-1])
+    for jitter in (0.4, 0):
+        t_rgb = TrainTransform(64, jitter, 0.1, ImageNetPolicy())
+        t_bgr = TrainTransform(64, jitter, 0.1, ImageNetPolicy(bgr=True), bgr=True)
+        for seed in range(5):
+            diff = t_rgb(rgb, np.random.RandomState(seed)) - t_bgr(bgr,
+                                                                   np.random.RandomState(seed))
+            assert np.abs(diff).max() < 1e-4
+
+
 def test_fused_color_jitter_lighting_normalize_equals_the_steps():
     from resnest.gluon.data.transforms import color_normalize_chw
     img = photos()[1][:48, :40]

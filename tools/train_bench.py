@@ -339,17 +339,17 @@ def autoaug_stage_ms(rec, count=64, input_size=224):
               "colour jitter": waited(T.RandomColorJitter(0.4, 0.4, 0.4)),
               "lighting": waited(T.RandomLighting(0.1)),
               "to tensor + normalise": waited(T.Compose([T.ToTensor(), T.Normalize(mean, std)]))}
-    samples, policy, rng = RecordSamples(rec), ImageNetPolicy(), np.random.RandomState(0)
+    samples, policy, rng = RecordSamples(rec), ImageNetPolicy(bgr=True), np.random.RandomState(0)
 
     def box_then_autoaugment(img):
         box, interp = resized_crop_box(*img.shape[:2], input_size, rng)
         return policy(img, rng, box), interp
-    ours = {"decode": lambda i: samples.read(i)[0],
+    ours = {"decode (BGR, as the loader asks)": lambda i: samples.read(i, bgr=True)[0],
             "crop box, autoaugment of the box": box_then_autoaugment,
             "resize": lambda x: cv2.resize(x[0], (input_size, input_size), interpolation=x[1]),
             "flip": lambda x: cv2.flip(x, 1) if rng.rand() < 0.5 else x,
             "colour jitter + lighting + normalise": lambda x: color_normalize_chw(
-                x, 0.4, 0.1, mean, std, rng)}
+                x, 0.4, 0.1, mean, std, rng, bgr=True)}
     items = list(range(min(count, len(samples))))
     return {"authors": _stage_ms(theirs, items), "ours": _stage_ms(ours, items)}
 

@@ -69,8 +69,8 @@ def _rotate(img, level, rng, box=None):
     return _affine(img, cv2.invertAffineTransform(forward), box)
 
 
-def _grey(img):
-    return cv2.cvtColor(img, cv2.COLOR_RGB2GRAY)
+def _grey(img, bgr=False):
+    return cv2.cvtColor(img, cv2.COLOR_BGR2GRAY if bgr else cv2.COLOR_RGB2GRAY)
 
 
 def _blend(img, degenerate, factor):
@@ -84,13 +84,14 @@ def _enhance_factor(level, rng):
     return 1.0 + _signed(level * 0.9, rng)
 
 
-def _color(img, level, rng, box=None):
+def _color(img, level, rng, box=None, bgr=False):
     img = _cut(img, box)
-    return _blend(img, cv2.cvtColor(_grey(img), cv2.COLOR_GRAY2RGB), _enhance_factor(level, rng))
+    return _blend(img, cv2.cvtColor(_grey(img, bgr), cv2.COLOR_GRAY2RGB),
+                  _enhance_factor(level, rng))
 
 
-def _contrast(img, level, rng, box=None):
-    mean = int(cv2.mean(_grey(img))[0] + 0.5)         # of the whole image
+def _contrast(img, level, rng, box=None, bgr=False):
+    mean = int(cv2.mean(_grey(img, bgr))[0] + 0.5)    # of the whole image
     return _blend(_cut(img, box), float(mean), _enhance_factor(level, rng))
 
 
@@ -169,6 +170,9 @@ _OPS = {
     'Equalize': _equalize,
     'Invert': lambda img, level, rng, box=None: cv2.bitwise_not(_cut(img, box)),
 }
+# The two operations that weigh the channels (grey level), for images in BGR order.
+_BGR_OPS = {'Color': lambda img, level, rng, box=None: _color(img, level, rng, box, True),
+            'Contrast': lambda img, level, rng, box=None: _contrast(img, level, rng, box, True)}
 # Operations whose output pixels depend on more than the same input pixel (or on the whole
 # image's statistics): they need the whole image as input.
 _WHOLE = frozenset(['ShearX', 'ShearY', 'TranslateX', 'TranslateY', 'Rotate', 'Contrast',
@@ -212,11 +216,16 @@ def apply_op(name, img, level, rng, box=None):
 
 class ImageNetPolicy:
     """AutoAugment with the ImageNet policy: one random sub-policy of two operations per image,
-    each applied with its probability at its magnitude."""
+    each applied with its probability at its magnitude. ``bgr=True`` takes and gives images in
+    OpenCV's BGR order (what the decoder gives: no conversion pass needed)."""
+
+    def __init__(self, bgr=False):
+        self.bgr = bgr
 
     def __call__(self, img, rng, box=None):
-        """Augment the RGB uint8 array ``img`` (H, W, 3) with random draws from ``rng``;
-        with ``box`` ``(top, left, h, w)``, return only that box of the result."""
+        """Augment the RGB (or BGR) uint8 array ``img`` (H, W, 3) with random draws from
+        ``rng``; with ``box`` ``(top, left, h, w)``, return only that box of the result."""
+        ops_table = dict(_OPS, **_BGR_OPS) if self.bgr else _OPS
         sub = IMAGENET_POLICY[rng.randint(len(IMAGENET_POLICY))]
         ops = [(name, magnitude / 9.0) for name, prob, magnitude in sub if rng.rand() < prob]
         whole = [i for i, (name, _) in enumerate(ops) if name in _WHOLE]
@@ -226,7 +235,7 @@ class ImageNetPolicy:
             img, box = _cut(img, box), None                # pointwise only: cut first
         for i, (name, level) in enumerate(ops):
             if i == last_whole:
-                img, box = _OPS[name](img, level, rng, box), None
+                img, box = ops_table[name](img, level, rng, box), None
             else:
-                img = _OPS[name](img, level, rng)
+                img = ops_table[name](img, level, rng)
         return _cut(img, box)

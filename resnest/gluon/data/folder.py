@@ -229,7 +229,7 @@ def _decode_with_pil(data):
     return np.ascontiguousarray(rgb[:, :, ::-1])
 
 
-def decode_image(data, min_side=0, max_pixels=MAX_PIXELS):
+def decode_image(data, min_side=0, max_pixels=MAX_PIXELS, damage_warnings=True):
     """Decode image bytes into an upright uint8 BGR array of shape (H, W, 3).
 
     Parameters
@@ -242,6 +242,9 @@ def decode_image(data, min_side=0, max_pixels=MAX_PIXELS):
     max_pixels : int
         Refuse, before decoding, an image whose headers declare more pixels (0: no limit).
         The default is PIL's decompression-bomb limit, about 89.5 million.
+    damage_warnings : bool
+        Refuse a JPEG for which libjpeg reports damaged data ("Corrupt JPEG data: ...",
+        "Premature end of JPEG file") instead of returning what it could decode.
 
     Raises
     ------
@@ -262,7 +265,7 @@ def decode_image(data, min_side=0, max_pixels=MAX_PIXELS):
             if min_side and shorter and -(-shorter // factor) >= min_side:
                 flag = reduced
                 break
-        img = _imdecode_checked(buf, flag)
+        img = _imdecode_checked(buf, flag) if damage_warnings else cv2.imdecode(buf, flag)
     elif data[:8] == b'\x89PNG\r\n\x1a\n':
         if b'IEND' not in data[-64:]:
             raise BadImage('truncated PNG (no IEND chunk)')

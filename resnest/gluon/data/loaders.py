@@ -48,7 +48,7 @@ class _Dataset:
 
     def __getitem__(self, item):
         position, seed = item
-        img, label = self.samples.read(position)
+        img, label = self.samples.read(position, bgr=getattr(self.transform, "bgr", False))
         return self.transform(img, np.random.RandomState(seed)), np.float32(label)
 
     def batch(self, items, allocate=np.empty):
@@ -201,15 +201,17 @@ class PythonLoader:
 
 
 class TrainTransform:
-    """Training augmentation of one RGB image (picklable, for worker processes): optional
-    AutoAugment/RandAugment, random-resized crop (EfficientNet-style at >= 320), flip, colour
-    jitter, PCA lighting, normalisation."""
+    """Training augmentation of one image (picklable, for worker processes): optional
+    AutoAugment, random-resized crop (EfficientNet-style at >= 320), flip, colour jitter, PCA
+    lighting, normalisation; RGB float32 CHW out. The input is RGB, or BGR with ``bgr`` (as
+    decoded: the loaders ask for it, which saves a conversion pass over the whole image; a
+    ``policy`` must then take BGR too)."""
 
     def __init__(self, size, jitter, lighting_std, policy=None, min_area=None, mirror=True,
-                 mean=IMAGENET_MEAN, std=IMAGENET_STD):
+                 mean=IMAGENET_MEAN, std=IMAGENET_STD, bgr=False):
         self.size, self.mean, self.std = size, mean, std
         self.jitter, self.lighting_std, self.policy = jitter, lighting_std, policy
-        self.min_area, self.mirror = min_area, mirror
+        self.min_area, self.mirror, self.bgr = min_area, mirror, bgr
 
     def __call__(self, img, rng):
         # The crop box is drawn first, so AutoAugment computes only the pixels it keeps.
@@ -224,7 +226,7 @@ class TrainTransform:
         if rng.rand() < 0.5 and self.mirror:
             img = cv2.flip(img, 1)
         return color_normalize_chw(img, self.jitter, self.lighting_std, self.mean, self.std,
-                                   rng)
+                                   rng, bgr=self.bgr)
 
 
 def _check_batch(batch_size, rank, num_ranks):
@@ -292,8 +294,8 @@ def train_loader(rec_path, batch_size, input_size=224, rank=0, num_ranks=1, seed
     policy = None
     if auto_aug:
         from .autoaugment import ImageNetPolicy
-        policy = ImageNetPolicy()
-    transform = TrainTransform(input_size, jitter, lighting, policy, min_area, mirror)
+        policy = ImageNetPolicy(bgr=True)
+    transform = TrainTransform(input_size, jitter, lighting, policy, min_area, mirror, bgr=True)
     samples = RecordSamples(rec_path)
 
     def plan(epoch):

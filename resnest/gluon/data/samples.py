@@ -39,7 +39,8 @@ class RecordSamples:
                          f"--check {self.path[:-4]} to find every damaged record, and rebuild "
                          "the file.")
 
-    def read(self, position):
+    def read(self, position, bgr=False):
+        """``(RGB uint8 HWC image, label)`` of record ``position`` (BGR with ``bgr``)."""
         position = int(position)
         if self._file is None:
             self._file = open(self.path, 'rb')
@@ -48,10 +49,10 @@ class RecordSamples:
                                                           int(self._offsets[position]))[0])
         except RecordError as err:
             raise self._damaged(position, f'is damaged ({err})') from None
-        bgr = cv2.imdecode(np.frombuffer(image, np.uint8), cv2.IMREAD_COLOR)
-        if bgr is None:
+        img = cv2.imdecode(np.frombuffer(image, np.uint8), cv2.IMREAD_COLOR)
+        if img is None:
             raise self._damaged(position, 'holds an image that does not decode')
-        return cv2.cvtColor(bgr, cv2.COLOR_BGR2RGB), float(labels[0])
+        return (img if bgr else cv2.cvtColor(img, cv2.COLOR_BGR2RGB)), float(labels[0])
 
     def __getstate__(self):                        # workers reopen the file themselves
         return dict(self.__dict__, _file=None)
@@ -59,7 +60,9 @@ class RecordSamples:
 
 class FolderSamples:
     """The images of a class-folder tree ``root/<class>/...`` (label ``i`` = ``i``-th sorted
-    folder name), decoded upright (EXIF) as RGB."""
+    folder name), decoded upright (EXIF) as RGB. Evaluating given files, it decodes what
+    libjpeg can of a file with a damage warning (as MXNet and PIL do) rather than stop the
+    evaluation; it refuses empty, truncated and oversized files."""
 
     def __init__(self, root):
         from .folder import scan_class_folders
@@ -76,12 +79,13 @@ class FolderSamples:
     def __len__(self):
         return self.num_samples
 
-    def read(self, position):
+    def read(self, position, bgr=False):
+        """``(RGB uint8 HWC image, label)`` of image ``position`` (BGR with ``bgr``)."""
         from .folder import BadImage, decode_image
         path, label = self.items[int(position)]
         try:
             with open(os.path.join(self.root, path), "rb") as f:
-                bgr = decode_image(f.read())
+                img = decode_image(f.read(), damage_warnings=False)
         except (OSError, BadImage) as err:
             raise UserError(f"{os.path.join(self.root, path)} cannot be used ({err}).") from None
-        return cv2.cvtColor(bgr, cv2.COLOR_BGR2RGB), float(label)
+        return (img if bgr else cv2.cvtColor(img, cv2.COLOR_BGR2RGB)), float(label)

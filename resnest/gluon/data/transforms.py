@@ -93,19 +93,22 @@ def lighting_shift(strength, rng):
     return _EIGVEC @ (alpha * _EIGVAL)
 
 
-def color_normalize_chw(img, jitter, lighting_std, mean, std, rng):
+def color_normalize_chw(img, jitter, lighting_std, mean, std, rng, bgr=False):
     """Colour jitter (clipped to 0..255), PCA lighting, then ``(x / 255 - mean) / std`` of an
-    RGB uint8 HWC image, as float32 CHW, in two passes over the pixels (one affine map for
-    the jitter, one for lighting and normalisation) instead of one per step."""
+    RGB (or, with ``bgr``, BGR) uint8 HWC image, as RGB float32 CHW, in two passes over the
+    pixels (one affine map for the jitter, one for lighting and normalisation) instead of one
+    per step; the channel swap of a BGR input is part of the first map."""
+    to_rgb = np.eye(3)[::-1] if bgr else np.eye(3)
     x = img.astype(np.float32)
     if jitter:
-        A, b = jitter_matrix(cv2.mean(img)[:3], jitter, rng)
-        x = cv2.transform(x, np.hstack([A, b[:, None]]).astype(np.float32))
+        A, b = jitter_matrix(to_rgb @ cv2.mean(img)[:3], jitter, rng)
+        x = cv2.transform(x, np.hstack([A @ to_rgb, b[:, None]]).astype(np.float32))
         np.clip(x, 0, 255, out=x)
+        to_rgb = np.eye(3)
     shift = lighting_shift(lighting_std, rng) if lighting_std else np.zeros(3, np.float32)
     scale = 1.0 / (255.0 * np.asarray(std, np.float64))
     offset = (shift / 255.0 - np.asarray(mean, np.float64)) / np.asarray(std, np.float64)
-    x = cv2.transform(x, np.hstack([np.diag(scale), offset[:, None]]).astype(np.float32))
+    x = cv2.transform(x, np.hstack([np.diag(scale) @ to_rgb, offset[:, None]]).astype(np.float32))
     return np.ascontiguousarray(x.transpose(2, 0, 1))
 
 
