@@ -163,7 +163,12 @@ _CAPTURE = {'pid': None, 'fd': None, 'lock': threading.Lock()}
 def _capture_fd():
     """An in-memory file for this process (a forked child makes its own)."""
     if _CAPTURE['pid'] != os.getpid():
-        _CAPTURE['fd'] = os.memfd_create('decoder-messages', os.MFD_CLOEXEC)
+        try:
+            _CAPTURE['fd'] = os.memfd_create('decoder-messages', os.MFD_CLOEXEC)
+        except (AttributeError, OSError):           # not Linux: an unlinked temporary file
+            import tempfile
+            with tempfile.TemporaryFile() as ftmp:
+                _CAPTURE['fd'] = os.dup(ftmp.fileno())
         _CAPTURE['pid'] = os.getpid()
     return _CAPTURE['fd']
 

@@ -5,9 +5,10 @@ iteration yielding ``(data, label, valid)``):
 
 * ``'rec'`` -- MXNet's C++ ``ImageRecordIter`` (:mod:`.cpp_loader`; fastest): random-resized
   crop, flip, colour jitter, PCA lighting, normalisation.
-* ``'python'`` -- :class:`PythonLoader` over the records with the transforms of
-  :mod:`.transforms` and :mod:`.autoaugment` in worker processes: an exact global permutation
-  per epoch, AutoAugment / RandAugment, and the EfficientNet-style bicubic crop at >= 320.
+* ``'python'`` -- :class:`PythonLoader` over the records (:mod:`.samples`) with the transforms
+  of :mod:`.transforms` and :mod:`.autoaugment` in worker processes that live as long as the
+  loader (:mod:`.workers`): an exact global permutation per epoch, AutoAugment, and the
+  EfficientNet-style bicubic crop at >= 320.
 
 ``backend='auto'`` picks ``'python'`` when the C++ iterator cannot do what is asked. Evaluation
 always uses :class:`PythonLoader` with :func:`~resnest.gluon.data.transforms.eval_transform`,
