@@ -193,24 +193,28 @@ def test_truncated_jpeg_detected_and_reduced_decode_keeps_size():
     assert decode_image(data, min_side=101).shape[:2] == (200, 300)
 
 
+def _started(pid):
+    with open(f'/proc/{pid}/stat') as fstat:
+        return int(fstat.read().rsplit(')', 1)[1].split()[19])
+
+
 def test_killed_worker_aborts_and_leaves_no_finished_rec(tmp_path):
     images = str(tmp_path / 'img')
-    make_class_tree(images, classes=2, per_class=40, size=(300, 400))
+    make_class_tree(images, classes=2, per_class=80, size=(400, 600))
     prefix = str(tmp_path / 'killed')
     proc = subprocess.Popen([sys.executable, SCRIPT, images, prefix, '--workers', '2',
-                             '--no-progress', '--resize', '290'],
+                             '--no-progress', '--encoding', '.png'],
                             stderr=subprocess.PIPE, text=True)
     children = []
-    for _ in range(200):
-        time.sleep(0.05)
-        out = subprocess.run(['pgrep', '-P', str(proc.pid)], capture_output=True, text=True)
-        children = [int(p) for p in out.stdout.split()]
-        if children:
+    for _ in range(400):                           # the stderr filter (first), then 2 workers
+        time.sleep(0.025)
+        children = _descendants(proc.pid)
+        if len(children) >= 3 or proc.poll() is not None:
             break
-    if not children:
+    if len(children) < 3:
         proc.wait()
         pytest.skip('packing finished before a worker could be killed')
-    os.kill(children[0], signal.SIGKILL)
+    os.kill(max(children, key=_started), signal.SIGKILL)       # a worker, not the filter
     _, err = proc.communicate(timeout=60)
     if proc.returncode == 0:
         pytest.skip('packing finished before the kill landed')
