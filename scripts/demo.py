@@ -88,8 +88,9 @@ def prepare_data(args, py):
             continue
         os.makedirs(os.path.dirname(prefix), exist_ok=True)
         extra = ["--shuffle", "--seed", "0"] if split == "train" else []
+        # --force: a half-present pair, or --images, is rebuilt on purpose
         run([py, "scripts/dataset/im2rec.py", os.path.join(images, split), prefix,
-             "--no-progress"] + extra)
+             "--no-progress", "--force"] + extra)
     return rec
 
 

@@ -6,6 +6,8 @@ the packed records against them.
 """
 import io
 import os
+import struct
+import zlib
 
 import numpy as np
 from PIL import Image
@@ -93,3 +95,40 @@ def make_class_tree(root, classes=3, per_class=4, size=(48, 64), seed=0):
                   quality=95)
             count += 1
     return count
+
+
+def jpeg_bytes(rgb, quality=90):
+    """``rgb`` (uint8 array) encoded as JPEG by PIL."""
+    buf = io.BytesIO()
+    Image.fromarray(rgb).save(buf, 'JPEG', quality=quality)
+    return buf.getvalue()
+
+
+def with_declared_size(jpeg, width, height):
+    """``jpeg`` with its frame header (SOF0) claiming ``width`` x ``height``: the scan data is
+    then far too short for the frame, as in a file whose data was cut and re-terminated."""
+    pos = jpeg.find(b'\xff\xc0')
+    assert pos > 0, 'baseline JPEG expected'
+    return jpeg[:pos + 5] + struct.pack('>HH', height, width) + jpeg[pos + 9:]
+
+
+def with_flipped_bytes(data, start, count=40):
+    """``data`` with ``count`` bytes from ``start`` XOR-ed (a bit-rot / bad-sector stand-in)."""
+    out = bytearray(data)
+    for i in range(start, start + count):
+        out[i] ^= 0x5A
+    return bytes(out)
+
+
+def png_bomb(width, height):
+    """A valid 1-bit grey PNG of ``width`` x ``height`` zeros: a few KB on disk, ``3 * width *
+    height`` bytes once decoded to BGR (the decompression bomb PIL's limit guards against)."""
+    def chunk(kind, body):
+        return (struct.pack('>I', len(body)) + kind + body
+                + struct.pack('>I', zlib.crc32(kind + body) & 0xFFFFFFFF))
+    row = b'\x00' * (1 + (width + 7) // 8)           # filter byte 0 + packed bits
+    packer = zlib.compressobj(9)
+    idat = b''.join(packer.compress(row) for _ in range(height)) + packer.flush()
+    ihdr = struct.pack('>IIBBBBB', width, height, 1, 0, 0, 0, 0)
+    return (b'\x89PNG\r\n\x1a\n' + chunk(b'IHDR', ihdr) + chunk(b'IDAT', idat)
+            + chunk(b'IEND', b''))

@@ -11,7 +11,9 @@ import pytest
 
 mx = pytest.importorskip('mxnet')
 
-from _images import make_awkward_tree, make_class_tree  # noqa: E402
+from _procs import descendants as _descendants, kill_and_watch  # noqa: E402
+from _images import (jpeg_bytes, make_awkward_tree, make_class_tree, photos,  # noqa: E402
+                     png_bomb, with_declared_size, with_flipped_bytes)
 from resnest.gluon.data.folder import BadImage, decode_image, jpeg_info  # noqa: E402
 from resnest.gluon.data.recordio import encode_record, pack_payload  # noqa: E402
 
@@ -191,26 +193,186 @@ def test_truncated_jpeg_detected_and_reduced_decode_keeps_size():
     assert decode_image(data, min_side=101).shape[:2] == (200, 300)
 
 
+def _started(pid):
+    with open(f'/proc/{pid}/stat') as fstat:
+        return int(fstat.read().rsplit(')', 1)[1].split()[19])
+
+
 def test_killed_worker_aborts_and_leaves_no_finished_rec(tmp_path):
     images = str(tmp_path / 'img')
-    make_class_tree(images, classes=2, per_class=40, size=(300, 400))
+    make_class_tree(images, classes=2, per_class=80, size=(400, 600))
     prefix = str(tmp_path / 'killed')
     proc = subprocess.Popen([sys.executable, SCRIPT, images, prefix, '--workers', '2',
-                             '--no-progress', '--resize', '290'],
+                             '--no-progress', '--encoding', '.png'],
                             stderr=subprocess.PIPE, text=True)
     children = []
-    for _ in range(200):
-        time.sleep(0.05)
-        out = subprocess.run(['pgrep', '-P', str(proc.pid)], capture_output=True, text=True)
-        children = [int(p) for p in out.stdout.split()]
-        if children:
+    for _ in range(400):                           # the stderr filter (first), then 2 workers
+        time.sleep(0.025)
+        children = _descendants(proc.pid)
+        if len(children) >= 3 or proc.poll() is not None:
             break
-    if not children:
+    if len(children) < 3:
         proc.wait()
         pytest.skip('packing finished before a worker could be killed')
-    os.kill(children[0], signal.SIGKILL)
+    os.kill(max(children, key=_started), signal.SIGKILL)       # a worker, not the filter
     _, err = proc.communicate(timeout=60)
     if proc.returncode == 0:
         pytest.skip('packing finished before the kill landed')
     assert proc.returncode == 2 and 'worker' in err and 'Traceback' not in err
     assert not os.path.exists(prefix + '.rec') and not os.path.exists(prefix + '.idx')
+
+
+@pytest.fixture(scope='module')
+def hostile(tmp_path_factory):
+    """A folder with one good photo and four files that must not be packed."""
+    root = tmp_path_factory.mktemp('hostile') / 'images'
+    china = photos()[0]
+    good = jpeg_bytes(china[:120, :160])
+    photo = jpeg_bytes(china)
+    files = {
+        'good.jpg': good,
+        # header says 30000x30000 (900 Mpx): refused before decoding, by the pixel limit
+        'huge_truncated.jpg': with_declared_size(photo, 30000, 30000),
+        # 10000x10000 = 100 Mpx from a file of a few KB
+        'bomb.png': png_bomb(10000, 10000),
+        # under the limit, but the data ends long before the declared 2000x2000 frame
+        'short_data.jpg': with_declared_size(photo, 2000, 2000),
+        # bit rot inside the scan data
+        'flipped.jpg': with_flipped_bytes(photo, len(photo) // 3),
+    }
+    os.makedirs(root / 'c0')
+    for name, data in files.items():
+        (root / 'c0' / name).write_bytes(data)
+    return root
+
+
+def test_pixel_limit_and_libjpeg_damage_warnings_reject_images(hostile, tmp_path, capfd):
+    prefix = str(tmp_path / 'out')
+    assert im2rec(str(hostile), prefix, '--resize', '32', '--workers', '1',
+                  '--no-progress') == 0
+    rows = dict(line.rstrip('\n').split('\t') for line in
+                open(prefix + '.skipped.tsv', encoding='utf-8').readlines()[1:])
+    assert sorted(rows) == ['c0/bomb.png', 'c0/flipped.jpg', 'c0/huge_truncated.jpg',
+                            'c0/short_data.jpg']
+    assert rows['c0/huge_truncated.jpg'].startswith('too large: 30000x30000')
+    assert rows['c0/bomb.png'].startswith('too large: 10000x10000')
+    assert rows['c0/flipped.jpg'].startswith('corrupt JPEG (Corrupt JPEG data')
+    assert rows['c0/short_data.jpg'].startswith('corrupt JPEG (Corrupt JPEG data')
+    assert [e.split('\t')[2] for e in open(prefix + '.lst').read().splitlines()] == \
+        ['c0/good.jpg']
+    assert 'Corrupt JPEG' not in capfd.readouterr().err    # reported, not printed
+
+
+def test_strict_and_max_pixels_option(hostile, tmp_path, capsys):
+    assert im2rec(str(hostile), str(tmp_path / 's'), '--strict', '--workers', '1',
+                  '--no-progress') == 2
+    err = capsys.readouterr().err
+    assert 'is unusable' in err and 'Traceback' not in err
+    assert not os.path.exists(tmp_path / 's.rec')
+    # 120x160 = 19200 pixels: a limit below that refuses even the good photo
+    assert im2rec(str(hostile), str(tmp_path / 'm'), '--max-pixels', '19199', '--workers',
+                  '1', '--no-progress') == 0
+    assert open(tmp_path / 'm.lst').read() == ''
+    assert im2rec(str(hostile), str(tmp_path / 'n'), '--max-pixels', '19200', '--workers',
+                  '1', '--no-progress') == 0
+    assert len(open(tmp_path / 'n.lst').read().splitlines()) == 1
+
+
+def test_decode_warning_capture_keeps_other_stderr_output(capfd):
+    from resnest.gluon.data import folder
+    photo = jpeg_bytes(photos()[1])
+    with pytest.raises(BadImage, match='Corrupt JPEG data'):
+        decode_image(with_flipped_bytes(photo, len(photo) // 2))
+    assert decode_image(photo).shape == (427, 640, 3)
+    original = folder.cv2.imdecode
+
+    def chatty(buf, flag):                          # another thread printing meanwhile
+        os.write(2, b'unrelated message\n')
+        return original(buf, flag)
+    folder.cv2.imdecode = chatty
+    try:
+        decode_image(photo)
+    finally:
+        folder.cv2.imdecode = original
+    assert capfd.readouterr().err == 'unrelated message\n'
+
+
+def _copy_pair(prefix, dest, rec=None, idx_lines=None):
+    data = open(prefix + '.rec', 'rb').read() if rec is None else rec
+    lines = open(prefix + '.idx').read().splitlines(keepends=True)
+    open(dest + '.rec', 'wb').write(data)
+    open(dest + '.idx', 'w').write(''.join(lines if idx_lines is None else idx_lines(lines)))
+    return dest
+
+
+def test_check_decodes_every_image_with_warnings_as_errors(awkward, tmp_path, capsys):
+    _, _, _, prefix = awkward
+    offsets = [int(line.split('\t')[1]) for line in open(prefix + '.idx')]
+    keys = [int(line.split('\t')[0]) for line in open(prefix + '.idx')]
+    data = open(prefix + '.rec', 'rb').read()
+    middle = (offsets[4] + offsets[5]) // 2          # inside the 5th record's JPEG scan
+    damaged = _copy_pair(prefix, str(tmp_path / 'flipped'), rec=with_flipped_bytes(data, middle))
+    assert im2rec('--check', damaged) == 1
+    err = capsys.readouterr().err
+    assert f'{damaged}.rec is damaged: 1 of its {len(offsets)} images' in err
+    assert f'record {keys[4]} at byte {offsets[4]}' in err and 'Corrupt JPEG' in err
+
+
+def test_check_says_the_idx_misses_records(awkward, tmp_path, capsys):
+    _, _, _, prefix = awkward
+    offsets = [int(line.split('\t')[1]) for line in open(prefix + '.idx')]
+    partial = _copy_pair(prefix, str(tmp_path / 'partial'), idx_lines=lambda ls: ls[:5])
+    assert im2rec('--check', partial) == 1
+    err = capsys.readouterr().err
+    assert f'{partial}.idx is wrong' in err and 'reads cleanly' in err
+    assert f'covers 5 of the {len(offsets)} records' in err and f'byte {offsets[5]}' in err
+    assert im2rec('--check', prefix) == 0
+    assert 'cover every record' in capsys.readouterr().out
+
+
+def test_existing_prefix_refused_unless_force(tmp_path, capsys):
+    images = str(tmp_path / 'img')
+    make_class_tree(images, classes=2, per_class=2)
+    prefix = str(tmp_path / 'out')
+    assert im2rec(images, prefix, '--no-progress', '--workers', '1') == 0
+    before = {ext: open(prefix + ext, 'rb').read() for ext in ('.rec', '.idx', '.classes.txt')}
+    os.rename(os.path.join(images, 'c1'), os.path.join(images, 'other'))
+    capsys.readouterr()
+    assert im2rec(images, prefix, '--no-progress', '--workers', '1') == 2
+    assert f'{prefix}.rec already exists; pass --force' in capsys.readouterr().err
+    assert before == {ext: open(prefix + ext, 'rb').read() for ext in before}   # untouched
+    assert im2rec(images, prefix, '--no-progress', '--workers', '1', '--force') == 0
+    assert open(prefix + '.classes.txt').read() == 'c0\nother\n'
+    assert im2rec(images, prefix, '--list-only') == 2
+    assert im2rec(images, prefix, '--list-only', '--force') == 0
+
+
+def test_read_only_output_folder_is_one_sentence(tmp_path):
+    from _readonly import run_read_only
+    images, out = str(tmp_path / 'img'), tmp_path / 'ro'
+    make_class_tree(images, classes=1, per_class=2)
+    out.mkdir()
+    for prefix in (out / 'x', out / 'sub' / 'x'):
+        proc = run_read_only(out, [sys.executable, SCRIPT, images, str(prefix), '--no-progress'])
+        assert proc.returncode == 2 and proc.stderr.count('error:') == 1
+        assert 'Read-only' in proc.stderr or 'ermission' in proc.stderr
+        assert 'Traceback' not in proc.stderr and os.listdir(out) == []
+
+
+def test_kill_9_of_the_packer_takes_its_workers_with_it(tmp_path):
+    images = str(tmp_path / 'img')
+    make_class_tree(images, classes=2, per_class=80, size=(400, 600))
+    proc = subprocess.Popen([sys.executable, SCRIPT, images, str(tmp_path / 'k'), '--workers',
+                             '2', '--no-progress', '--encoding', '.png'],
+                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    workers = []
+    for _ in range(400):                          # the stderr filter + 2 workers
+        time.sleep(0.025)
+        workers = _descendants(proc.pid)
+        if len(workers) >= 3 or proc.poll() is not None:
+            break
+    if len(workers) < 3:
+        proc.wait()
+        pytest.skip('packing finished before the workers could be seen')
+    alive = kill_and_watch(proc, workers)
+    assert alive == []

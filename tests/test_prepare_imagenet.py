@@ -132,3 +132,17 @@ def test_missing_archive_and_bad_checksum_are_one_sentence(tmp_path, capsys):
     err = capsys.readouterr().err
     assert 'not found' in err and 'MD5' in err and 'Traceback' not in err
     assert not (tmp_path / 'o' / 'train').exists()
+
+
+def test_read_only_target_is_one_sentence(tmp_path):
+    import sys
+    from _readonly import run_read_only
+    make_archives(str(tmp_path / 'dl'))
+    target = tmp_path / 'out'
+    target.mkdir()
+    proc = run_read_only(target, [sys.executable, SCRIPT, '--download-dir', str(tmp_path / 'dl'),
+                                  '--target-dir', str(target), '--skip-checksum',
+                                  '--no-progress'])
+    assert proc.returncode == 2, proc.stderr
+    assert proc.stderr.count('error:') == 1 and 'Traceback' not in proc.stderr
+    assert str(target) in proc.stderr and os.listdir(target) == []

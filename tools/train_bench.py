@@ -1,9 +1,20 @@
-"""Speed of the training step: the recipe's step against a minimal hand-written Gluon loop.
+"""Speed of the training step: the recipe's step against a minimal hand-written Gluon loop;
+and the AutoAugment training input per core, the authors' pipeline against ours.
 
-Both run the same model, batch and (Horovod) trainer on the same in-memory batch, in
+Both steps run the same model, batch and (Horovod) trainer on the same in-memory batch, in
 alternating rounds so that machine noise hits both alike; the recipe's step adds mixup,
 label smoothing, the loss/overflow allreduce, the LR schedule and the metrics hook. The data
 pipeline is timed alone, to show whether it can keep up with the step.
+
+AutoAugment input (:func:`autoaug_per_core`): the authors' ``--auto_aug`` input (their
+``scripts/gluon/train.py``: MXNet's ``ImageRecordDataset``, their
+``AugmentationBlock(autoaug_imagenet_policies())`` inserted before the Gluon transforms
+``RandomResizedCrop, RandomFlipLeftRight, RandomColorJitter(0.4, 0.4, 0.4),
+RandomLighting(0.1), ToTensor, Normalize``, in a Gluon ``DataLoader``) against
+:func:`resnest.gluon.data.train_loader` with ``auto_aug=True``. Each runs in exactly one
+worker process, both pinned (every thread) to the same single core, on the same file, in
+alternating rounds. Images: 500x375 JPEGs (ImageNet's typical size) cut from scikit-learn's
+two sample photos, packed as ImageNet's train.rec (shorter side 480).
 """
 import json
 import os
@@ -12,14 +23,18 @@ import subprocess
 import sys
 import time
 
+import cv2
 import mxnet as mx
+import numpy as np
 from mxnet import autograd
 
 from resnest.gluon.utils.errors import UserError
 
 from resnest.gluon.train.engine import LossScaler, Recipe, train_epoch
 
-__all__ = ["time_rounds", "minimal_loop", "recipe_loop", "loader_rate", "measure", "scaling"]
+__all__ = ["time_rounds", "minimal_loop", "recipe_loop", "loader_rate", "measure", "scaling",
+           "sample_photo_rec", "authors_autoaug_loader", "our_autoaug_loader", "pin",
+           "autoaug_per_core", "autoaug_stage_ms", "cpu_seconds"]
 
 
 def minimal_loop(net, trainer, x, y, steps):
@@ -159,3 +174,186 @@ def scaling(args, argv, script):
     for r in results:
         r["scaling_vs_1_rank"] = r["recipe_img_per_sec"] / base
     return results
+
+
+def sample_photo_rec(folder, count=256, seed=0):
+    """``count`` 500x375 JPEGs (random 4:3 windows of the sample photos, some mirrored) in
+    ``folder/img/c<k>/``, packed to ``folder/train.rec`` at ``--resize 480``; returns it."""
+    from PIL import Image
+    from sklearn.datasets import load_sample_images
+    from resnest.gluon.data.pack import PackOptions, pack_records, plan_image_folder
+    rng = np.random.RandomState(seed)
+    photos = [Image.fromarray(a) for a in load_sample_images().images]   # 640x427 each
+    for i in range(count):
+        width = rng.randint(400, 570)
+        height = width * 3 // 4
+        left, top = rng.randint(0, 640 - width + 1), rng.randint(0, 427 - height + 1)
+        img = photos[i % 2].crop((left, top, left + width, top + height))
+        img = img.resize((500, 375), Image.BICUBIC)
+        if rng.rand() < 0.5:
+            img = img.transpose(Image.FLIP_LEFT_RIGHT)
+        os.makedirs(os.path.join(folder, "img", f"c{i % 10}"), exist_ok=True)
+        img.save(os.path.join(folder, "img", f"c{i % 10}", f"{i}.jpg"), quality=90)
+    prefix = os.path.join(folder, "train")
+    entries = plan_image_folder(os.path.join(folder, "img"), prefix, shuffle=True, force=True)
+    pack_records(os.path.join(folder, "img"), entries, prefix, PackOptions(resize=480),
+                 workers=os.cpu_count() or 1)
+    return prefix + ".rec"
+
+
+def authors_autoaug_loader(rec, batches, input_size=224):
+    """The authors' pipeline over the index lists ``batches``, one worker process."""
+    import importlib
+    import mxnet as mx
+    from mxnet.gluon.data.vision import ImageRecordDataset, transforms
+    from tools.reference import authors_module
+    block = authors_module("data_utils").AugmentationBlock(
+        importlib.import_module("resnest_authors.transforms").autoaug_imagenet_policies())
+    transform = transforms.Compose([
+        block, transforms.RandomResizedCrop(input_size), transforms.RandomFlipLeftRight(),
+        transforms.RandomColorJitter(brightness=0.4, contrast=0.4, saturation=0.4),
+        transforms.RandomLighting(0.1), transforms.ToTensor(),
+        transforms.Normalize([0.485, 0.456, 0.406], [0.229, 0.224, 0.225])])
+    dataset = ImageRecordDataset(rec).transform_first(transform)
+    return mx.gluon.data.DataLoader(dataset, batch_sampler=batches, num_workers=1)
+
+
+def our_autoaug_loader(rec, batch_size, input_size=224):
+    """Our ``--auto_aug`` loader with one worker process."""
+    from resnest.gluon.data import train_loader
+    loader = train_loader(rec, batch_size, input_size=input_size, num_workers=1,
+                          backend="python", auto_aug=True, seed=0)
+    loader.set_workers(1)
+    return loader
+
+
+def pin(pid, core):
+    """Pin every thread of process ``pid`` to CPU ``core``."""
+    for tid in os.listdir(f"/proc/{pid}/task"):
+        try:
+            os.sched_setaffinity(int(tid), {core})
+        except OSError:      # a thread that just ended
+            pass
+
+
+def cpu_seconds(pids):
+    """CPU time (user + system, all threads) the processes ``pids`` have used so far."""
+    ticks = 0
+    for pid in pids:
+        with open(f"/proc/{pid}/stat") as fstat:
+            fields = fstat.read().rsplit(")", 1)[1].split()
+        ticks += int(fields[11]) + int(fields[12])
+    return ticks / os.sysconf("SC_CLK_TCK")
+
+
+def _drain(loader, pids):
+    """``(images per wall-clock second, images per CPU-second of the worker processes)``
+    over one whole pass of ``loader`` (nothing is left running after it)."""
+    start, cpu, images = time.perf_counter(), cpu_seconds(pids), 0
+    for batch in loader:
+        batch[0].wait_to_read()
+        images += batch[0].shape[0]
+    return (images / (time.perf_counter() - start),
+            images / max(cpu_seconds(pids) - cpu, 1e-9))
+
+
+def autoaug_per_core(rec, batch_size=32, batches=4, rounds=5, input_size=224):
+    """Images per second of each pipeline on one core (median of ``rounds`` alternating
+    rounds of ``batches`` batches after a warm-up); returns a dict.
+
+    ``*_img_per_sec_per_core`` counts images per CPU-second of the worker process (all its
+    threads), which other load on the machine does not change; ``*_pinned_wall`` images per
+    wall-clock second with both workers pinned to the same core, which it does."""
+    from resnest.gluon.data import rec_info
+    count = rec_info(rec).num_samples
+    if count < batches * batch_size:
+        raise UserError(f"{rec} has {count} images, fewer than {batches} batches of "
+                        f"{batch_size}; pack more images or ask for fewer batches.")
+    order = np.random.RandomState(0).permutation(count)
+    index_batches = [order[(i * batch_size) % count:][:batch_size].tolist()
+                     for i in range(batches)]
+    theirs = authors_autoaug_loader(rec, index_batches, input_size)
+    ours = our_autoaug_loader(rec, batch_size, input_size)
+    core = max(os.sched_getaffinity(0))
+
+    def our_pass(epoch):                           # exactly ``batches`` batches, no prefetch left
+        ours.set_epoch(epoch, start_batch=len(ours) - batches)
+        return _drain(ours, pids["ours"])
+    pids = {"authors": [], "ours": []}
+    _drain(theirs, []), our_pass(0)                # warm-up: workers start, imports
+    pids = {"authors": [p.pid for p in theirs._worker_pool._pool], "ours": ours.worker_pids}
+    for pid in pids["authors"] + pids["ours"]:
+        pin(pid, core)
+    rates = {"authors": [], "ours": []}
+    for r in range(rounds):
+        rates["authors"].append(_drain(theirs, pids["authors"]))
+        rates["ours"].append(our_pass(r + 1))
+    ours.close()
+    out = {}
+    for name, pairs in rates.items():
+        out[f"{name}_img_per_sec_per_core"] = statistics.median(cpu for _, cpu in pairs)
+        out[f"{name}_img_per_sec_pinned_wall"] = statistics.median(wall for wall, _ in pairs)
+    out["speedup"] = out["ours_img_per_sec_per_core"] / out["authors_img_per_sec_per_core"]
+    out["speedup_wall"] = (out["ours_img_per_sec_pinned_wall"]
+                           / out["authors_img_per_sec_pinned_wall"])
+    out.update(batch_size=batch_size, batches_per_round=batches, rounds=rounds,
+               input_size=input_size, images=count,
+               omp_num_threads=os.environ.get("OMP_NUM_THREADS", "unset"))
+    return out
+
+
+def _stage_ms(stages, items, repeat=1):
+    """Run ``stages`` (name -> fn(value) -> value) as a chain on every item; mean CPU ms each
+    (``time.process_time``: all threads of this process, not other load on the machine)."""
+    spent = dict.fromkeys(stages, 0.0)
+    for _ in range(repeat):
+        for value in items:
+            for name, fn in stages.items():
+                start = time.process_time()
+                value = fn(value)
+                spent[name] += time.process_time() - start
+    return {name: 1000 * s / (len(items) * repeat) for name, s in spent.items()}
+
+
+def autoaug_stage_ms(rec, count=64, input_size=224):
+    """Where the time of each pipeline goes, in CPU ms per image, in this process (pin it to
+    one core first): the authors' MXNet operators are waited for after each stage. Ours is
+    timed as the loader runs it: the crop box first, then AutoAugment of that box only."""
+    import importlib
+    from mxnet.gluon.data.vision import ImageRecordDataset, transforms as T
+    from tools.reference import authors_module
+    from resnest.gluon.data.autoaugment import ImageNetPolicy
+    from resnest.gluon.data.samples import RecordSamples
+    from resnest.gluon.data.transforms import color_normalize_chw, resized_crop_box
+    mean, std = [0.485, 0.456, 0.406], [0.229, 0.224, 0.225]
+    block = authors_module("data_utils").AugmentationBlock(
+        importlib.import_module("resnest_authors.transforms").autoaug_imagenet_policies())
+    dataset = ImageRecordDataset(rec)
+
+    def waited(fn):
+        return lambda x: _wait(fn(x))
+    theirs = {"decode": lambda i: _wait(dataset[i][0]),
+              "autoaugment (PIL, with NDArray<->PIL)": lambda x: _wait(block(x)),
+              "random resized crop": waited(T.RandomResizedCrop(input_size)),
+              "flip": waited(T.RandomFlipLeftRight()),
+              "colour jitter": waited(T.RandomColorJitter(0.4, 0.4, 0.4)),
+              "lighting": waited(T.RandomLighting(0.1)),
+              "to tensor + normalise": waited(T.Compose([T.ToTensor(), T.Normalize(mean, std)]))}
+    samples, policy, rng = RecordSamples(rec), ImageNetPolicy(bgr=True), np.random.RandomState(0)
+
+    def box_then_autoaugment(img):
+        box, interp = resized_crop_box(*img.shape[:2], input_size, rng)
+        return policy(img, rng, box), interp
+    ours = {"decode (BGR, as the loader asks)": lambda i: samples.read(i, bgr=True)[0],
+            "crop box, autoaugment of the box": box_then_autoaugment,
+            "resize": lambda x: cv2.resize(x[0], (input_size, input_size), interpolation=x[1]),
+            "flip": lambda x: cv2.flip(x, 1) if rng.rand() < 0.5 else x,
+            "colour jitter + lighting + normalise": lambda x: color_normalize_chw(
+                x, 0.4, 0.1, mean, std, rng, bgr=True)}
+    items = list(range(min(count, len(samples))))
+    return {"authors": _stage_ms(theirs, items), "ours": _stage_ms(ours, items)}
+
+
+def _wait(array):
+    array.wait_to_read()
+    return array

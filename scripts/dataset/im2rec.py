@@ -11,6 +11,7 @@ import argparse
 import os
 import sys
 
+from resnest.gluon.data.folder import MAX_PIXELS
 from resnest.gluon.data.listing import write_lst
 from resnest.gluon.data.pack import PackOptions, pack_records, plan_image_folder
 from resnest.gluon.data.validate import check_records
@@ -23,7 +24,8 @@ def parse_args(argv):
     parser.add_argument('image_dir', nargs='?', help='folder with one sub-folder per class')
     parser.add_argument('prefix', nargs='?', help='output prefix, e.g. data/train')
     parser.add_argument('--check', metavar='PREFIX',
-                        help='validate PREFIX.rec/.idx and name the first bad record')
+                        help='decode every record of PREFIX.rec (warnings are errors), check '
+                             'that PREFIX.idx covers them all, and say which file is wrong')
     parser.add_argument('--resize', type=int, default=0, metavar='N',
                         help='resize the shorter side to N pixels (0: keep)')
     parser.add_argument('--quality', type=int, default=95, help='JPEG quality (default 95)')
@@ -32,6 +34,10 @@ def parse_args(argv):
     parser.add_argument('--pass-through', action='store_true',
                         help='store upright JPEGs as they are, without re-encoding')
     parser.add_argument('--encoding', choices=['.jpg', '.png'], default='.jpg')
+    parser.add_argument('--max-pixels', type=int, default=MAX_PIXELS, metavar='N',
+                        help='skip images whose headers declare more than N pixels, before '
+                             f'decoding (default {MAX_PIXELS}, PIL\'s decompression-bomb '
+                             'limit; 0: no limit)')
     parser.add_argument('--workers', type=int, default=os.cpu_count() or 1,
                         help='encoding processes (default: all cores)')
     parser.add_argument('--lst', metavar='FILE',
@@ -43,6 +49,8 @@ def parse_args(argv):
     parser.add_argument('--seed', type=int, default=0, help='seed of --shuffle')
     parser.add_argument('--strict', action='store_true',
                         help='stop at the first unusable image instead of skipping it')
+    parser.add_argument('--force', action='store_true',
+                        help='replace an existing PREFIX.rec/.idx (or .lst with --list-only)')
     parser.add_argument('--no-progress', action='store_true', help='no progress bar')
     parser.add_argument('--verbose', action='store_true')
     args = parser.parse_args(argv)
@@ -53,28 +61,41 @@ def parse_args(argv):
 
 def run_check(prefix):
     report = check_records(prefix)
-    if report.bad is not None:
-        key, offset, reason = report.bad
-        print(f'error: {prefix}.rec is damaged: record {key} at byte {offset}: {reason} '
-              f'({report.records} good records before it); rebuild it with im2rec.py',
-              file=sys.stderr)
-        return 1
-    print(f'{prefix}.rec: OK, {report.records} records, all decode, '
-          f'{report.indexed} index entries all point at records')
-    return 0
+    if report.bad is None:
+        print(f'{prefix}.rec: OK, {report.records} records, all decode without a warning; '
+              f'{prefix}.idx: {report.indexed} entries cover every record')
+        return 0
+    key, offset, reason = report.bad
+    if report.file == 'idx':
+        message = (f'{prefix}.idx is wrong ({prefix}.rec itself reads cleanly, '
+                   f'{report.records} records): record {key} at byte {offset}: {reason}; '
+                   'rebuild both with im2rec.py')
+    elif report.bad_images:
+        message = (f'{prefix}.rec is damaged: {report.bad_images} of its {report.records} '
+                   f'images do not decode cleanly, the first is record {key} at byte {offset}: '
+                   f'{reason}; rebuild it with im2rec.py')
+    else:
+        message = (f'{prefix}.rec is damaged: record {key} at byte {offset}: {reason} '
+                   f'({report.records} good records before it); rebuild it with im2rec.py')
+    print(f'error: {message}', file=sys.stderr)
+    return 1
 
 
 def run_pack(args):
-    if args.resize < 0 or not 1 <= args.quality <= 100 or args.workers < 1:
-        raise UserError('--resize must be >= 0, --quality in 1..100 and --workers >= 1')
+    if args.resize < 0 or not 1 <= args.quality <= 100 or args.workers < 1 or \
+            args.max_pixels < 0:
+        raise UserError('--resize and --max-pixels must be >= 0, --quality in 1..100 and '
+                        '--workers >= 1')
     entries = plan_image_folder(args.image_dir, args.prefix, lst=args.lst,
-                                shuffle=args.shuffle, seed=args.seed)
+                                shuffle=args.shuffle, seed=args.seed, force=args.force,
+                                outputs=('.lst',) if args.list_only else ('.rec', '.idx'))
     if args.list_only:
         write_lst(args.prefix + '.lst', entries)
         print(f'listed {len(entries)} images in {args.prefix}.lst')
         return 0
     options = PackOptions(resize=args.resize, quality=args.quality, center_crop=args.center_crop,
-                          pass_through=args.pass_through, encoding=args.encoding)
+                          pass_through=args.pass_through, encoding=args.encoding,
+                          max_pixels=args.max_pixels)
     from tqdm import tqdm
     with tqdm(total=len(entries), unit='img', disable=args.no_progress, smoothing=0.1) as bar:
         result = pack_records(args.image_dir, entries, args.prefix, options, args.workers,

@@ -57,8 +57,9 @@ def build_records(args):
         if os.path.isfile(prefix + '.rec'):
             print(f'{prefix}.rec already complete')
             continue
+        # no .rec: an earlier run stopped before it; its leftovers (.idx, .lst) are replaced
         entries = plan_image_folder(os.path.join(args.target_dir, split), prefix,
-                                    shuffle=shuffle, seed=0)
+                                    shuffle=shuffle, seed=0, force=True)
         with tqdm(total=len(entries), unit='img', desc=split, disable=args.no_progress) as bar:
             result = pack_records(os.path.join(args.target_dir, split), entries, prefix,
                                   options, args.num_workers, progress=bar.update)

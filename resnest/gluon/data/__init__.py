@@ -10,8 +10,8 @@ The loaders need MXNet; the packer does not. Names are resolved lazily so that
 import importlib
 
 _EXPORTS = {
-    'train_loader': 'loaders', 'eval_loader': 'loaders', 'RecordSamples': 'loaders',
-    'FolderSamples': 'loaders', 'eval_transform': 'transforms',
+    'train_loader': 'loaders', 'eval_loader': 'loaders', 'RecordSamples': 'samples',
+    'FolderSamples': 'samples', 'eval_transform': 'transforms',
     'rec_info': 'validate', 'RecInfo': 'validate', 'check_records': 'validate',
     'PackOptions': 'pack', 'pack_records': 'pack', 'plan_image_folder': 'pack',
     'scan_class_folders': 'folder', 'decode_image': 'folder',

@@ -3,12 +3,17 @@
 :func:`scan_class_folders` turns ``root/<class>/**/<image>`` into a sorted class list and a
 labelled file list. :func:`decode_image` turns file bytes into an upright 3-channel BGR array
 (EXIF orientation applied, grey / alpha / CMYK / 16-bit converted) or raises :class:`BadImage`
-with a short reason; it refuses truncated JPEG and PNG files, which OpenCV would otherwise
-decode silently with a grey band. For large JPEGs it decodes at 1/2, 1/4 or 1/8 scale when
-that still leaves the requested shorter side, which is several times faster.
+with a short reason. It refuses, before decoding, images above a pixel limit read from the
+headers (a "decompression bomb": a small file that decodes to gigabytes), and it refuses
+truncated or corrupt JPEG and PNG files, which OpenCV would otherwise decode silently with a
+grey band. For large JPEGs it decodes at 1/2, 1/4 or 1/8 scale when that still leaves the
+requested shorter side, which is several times faster.
 """
+import io
 import os
 import struct
+import threading
+import warnings
 
 import cv2
 import numpy as np
@@ -18,6 +23,13 @@ IMAGE_EXTENSIONS = frozenset(
 _SOF_MARKERS = frozenset(range(0xC0, 0xD0)) - {0xC4, 0xC8, 0xCC}
 _REDUCED = ((8, cv2.IMREAD_REDUCED_COLOR_8), (4, cv2.IMREAD_REDUCED_COLOR_4),
             (2, cv2.IMREAD_REDUCED_COLOR_2))
+
+
+# PIL's decompression-bomb limit (``Image.MAX_IMAGE_PIXELS``): 1 GiB at 3 bytes a pixel / 4.
+MAX_PIXELS = 1024 * 1024 * 1024 // 4 // 3
+# libjpeg's messages for damaged data; it reports them as warnings, decodes on, and OpenCV
+# only prints them, so a damaged file would come out as an image with a grey or garbled band.
+_JPEG_DAMAGE = (b'Corrupt JPEG data', b'Premature end of JPEG file')
 
 
 class BadImage(Exception):
@@ -118,6 +130,81 @@ def jpeg_info(data):
     return info
 
 
+def image_size(data):
+    """``(width, height)`` from the headers alone (JPEG SOF, PNG IHDR, else PIL's lazy open,
+    which reads no pixels); None when the format is not recognised."""
+    info = jpeg_info(data)
+    if info is not None:
+        return (info['width'], info['height']) if info['width'] else None
+    if data[:8] == b'\x89PNG\r\n\x1a\n' and data[12:16] == b'IHDR' and len(data) >= 24:
+        return struct.unpack('>II', data[16:24])
+    from PIL import Image
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter('ignore', Image.DecompressionBombWarning)
+            with Image.open(io.BytesIO(data)) as im:
+                return im.size
+    except Image.DecompressionBombError:
+        return (2 * MAX_PIXELS + 1, 1)             # PIL refused it: larger than twice its limit
+    except Exception:  # noqa: BLE001 - unknown to PIL: OpenCV gets its chance
+        return None
+
+
+def _check_pixels(data, max_pixels):
+    size = image_size(data)
+    if max_pixels and size is not None and size[0] * size[1] > max_pixels:
+        raise BadImage(f'too large: {size[0]}x{size[1]} pixels, above the limit of '
+                       f'{max_pixels} (--max-pixels)')
+
+
+_CAPTURE = {'pid': None, 'fd': None, 'lock': threading.Lock()}
+
+
+def _capture_fd():
+    """An in-memory file for this process (a forked child makes its own)."""
+    if _CAPTURE['pid'] != os.getpid():
+        try:
+            _CAPTURE['fd'] = os.memfd_create('decoder-messages', os.MFD_CLOEXEC)
+        except (AttributeError, OSError):           # not Linux: an unlinked temporary file
+            import tempfile
+            with tempfile.TemporaryFile() as ftmp:
+                _CAPTURE['fd'] = os.dup(ftmp.fileno())
+        _CAPTURE['pid'] = os.getpid()
+    return _CAPTURE['fd']
+
+
+def _imdecode_checked(buf, flag):
+    """``cv2.imdecode`` that raises BadImage where libjpeg reported damaged data.
+
+    No OpenCV or libjpeg API exposes those warnings; libjpeg prints them on stderr. So file
+    descriptor 2 points at an in-memory file for the duration of the call, and what was
+    printed is read back: a damage message becomes the BadImage reason, anything else
+    (another thread's output) is forwarded to the real stderr.
+    """
+    with _CAPTURE['lock']:
+        fd = _capture_fd()
+        saved = os.dup(2)
+        os.dup2(fd, 2)
+        try:
+            img = cv2.imdecode(buf, flag)
+        finally:
+            os.dup2(saved, 2)
+            os.close(saved)
+        size = os.fstat(fd).st_size
+        printed = os.pread(fd, size, 0) if size else b''
+        if size:
+            os.ftruncate(fd, 0)
+            os.lseek(fd, 0, os.SEEK_SET)
+    lines = printed.splitlines(keepends=True)
+    damage = [ln for ln in lines if ln.startswith(_JPEG_DAMAGE)]
+    other = b''.join(ln for ln in lines if not ln.startswith(_JPEG_DAMAGE))
+    if other:
+        os.write(2, other)
+    if damage:
+        raise BadImage(f'corrupt JPEG ({damage[0].decode(errors="replace").strip()})')
+    return img
+
+
 def _png_has_alpha(data):
     # IHDR colour type sits at byte 25: 4 = grey + alpha, 6 = RGBA.
     return len(data) > 25 and data[25] in (4, 6)
@@ -138,7 +225,6 @@ def _to_bgr8(img):
 
 def _decode_with_pil(data):
     try:
-        import io
         from PIL import Image
         with Image.open(io.BytesIO(data)) as im:
             im.load()
@@ -148,7 +234,7 @@ def _decode_with_pil(data):
     return np.ascontiguousarray(rgb[:, :, ::-1])
 
 
-def decode_image(data, min_side=0):
+def decode_image(data, min_side=0, max_pixels=MAX_PIXELS, damage_warnings=True):
     """Decode image bytes into an upright uint8 BGR array of shape (H, W, 3).
 
     Parameters
@@ -158,14 +244,21 @@ def decode_image(data, min_side=0):
     min_side : int
         If > 0 and the file is a JPEG, decode at the smallest 1/2, 1/4 or 1/8 scale whose
         shorter side is still >= ``min_side``.
+    max_pixels : int
+        Refuse, before decoding, an image whose headers declare more pixels (0: no limit).
+        The default is PIL's decompression-bomb limit, about 89.5 million.
+    damage_warnings : bool
+        Refuse a JPEG for which libjpeg reports damaged data ("Corrupt JPEG data: ...",
+        "Premature end of JPEG file") instead of returning what it could decode.
 
     Raises
     ------
     BadImage
-        Empty, truncated or undecodable data.
+        Empty, too large, truncated, corrupt (any libjpeg damage warning) or undecodable data.
     """
     if not data:
         raise BadImage('empty file')
+    _check_pixels(data, max_pixels)
     buf = np.frombuffer(data, np.uint8)
     info = jpeg_info(data)
     if info is not None:
@@ -177,7 +270,7 @@ def decode_image(data, min_side=0):
             if min_side and shorter and -(-shorter // factor) >= min_side:
                 flag = reduced
                 break
-        img = cv2.imdecode(buf, flag)
+        img = _imdecode_checked(buf, flag) if damage_warnings else cv2.imdecode(buf, flag)
     elif data[:8] == b'\x89PNG\r\n\x1a\n':
         if b'IEND' not in data[-64:]:
             raise BadImage('truncated PNG (no IEND chunk)')

@@ -5,9 +5,10 @@ iteration yielding ``(data, label, valid)``):
 
 * ``'rec'`` -- MXNet's C++ ``ImageRecordIter`` (:mod:`.cpp_loader`; fastest): random-resized
   crop, flip, colour jitter, PCA lighting, normalisation.
-* ``'python'`` -- :class:`PythonLoader` over the records with the transforms of
-  :mod:`.transforms` and :mod:`.autoaugment` in worker processes: an exact global permutation
-  per epoch, AutoAugment / RandAugment, and the EfficientNet-style bicubic crop at >= 320.
+* ``'python'`` -- :class:`PythonLoader` over the records (:mod:`.samples`) with the transforms
+  of :mod:`.transforms` and :mod:`.autoaugment` in worker processes that live as long as the
+  loader (:mod:`.workers`): an exact global permutation per epoch, AutoAugment, and the
+  EfficientNet-style bicubic crop at >= 320.
 
 ``backend='auto'`` picks ``'python'`` when the C++ iterator cannot do what is asked. Evaluation
 always uses :class:`PythonLoader` with :func:`~resnest.gluon.data.transforms.eval_transform`,
@@ -15,6 +16,10 @@ over a ``.rec`` or a class-folder tree (:func:`eval_loader`). Who reads what is 
 :mod:`.sharding`.
 """
 import os
+from concurrent.futures import ProcessPoolExecutor
+from contextlib import closing
+from multiprocessing import shared_memory
+from concurrent.futures.process import BrokenProcessPool
 
 import cv2
 import numpy as np
@@ -22,75 +27,19 @@ import numpy as np
 from ..pretrained import IMAGENET_MEAN, IMAGENET_MEAN_255, IMAGENET_STD, IMAGENET_STD_255
 from ..utils.errors import UserError
 from ..utils.seed import derive_seed
-from .recordio import unpack_payload
+from .samples import FolderSamples, RecordSamples
 from .sharding import train_shard, val_plan
-from .transforms import color_jitter, lighting, normalize_chw, random_resized_crop
+from .transforms import color_normalize_chw, resized_crop_box
 from .validate import rec_info
+from .workers import init_worker, ordered_results, worker_context
 
 __all__ = ["RecordSamples", "FolderSamples", "PythonLoader", "TrainTransform", "train_loader",
            "eval_loader"]
 
 
-class RecordSamples:
-    """The images of a ``.rec`` file in index order: item ``(position, seed)`` ->
-    ``(RGB uint8 HWC, label, seed)``."""
-
-    def __init__(self, rec_path):
-        self.path = rec_path
-        info = rec_info(rec_path)
-        self.num_samples, self.classes = info.num_samples, info.classes
-        self._records = None                       # opened lazily, once per worker process
-
-    def __len__(self):
-        return self.num_samples
-
-    def read(self, position):
-        import mxnet as mx
-        if self._records is None:
-            self._records = mx.gluon.data.RecordFileDataset(self.path)
-        labels, _, image = unpack_payload(self._records[int(position)])
-        bgr = cv2.imdecode(np.frombuffer(image, np.uint8), cv2.IMREAD_COLOR)
-        if bgr is None:
-            raise UserError(f"record {position} of {self.path} does not decode; run "
-                            "scripts/dataset/im2rec.py --check on it.")
-        return np.ascontiguousarray(bgr[:, :, ::-1]), float(labels[0])
-
-    def __getstate__(self):                        # workers reopen the file themselves
-        return dict(self.__dict__, _records=None)
-
-
-class FolderSamples:
-    """The images of a class-folder tree ``root/<class>/...`` (label ``i`` = ``i``-th sorted
-    folder name), decoded upright (EXIF) as RGB."""
-
-    def __init__(self, root):
-        from .folder import scan_class_folders
-        if not os.path.isdir(root):
-            raise UserError(f"image folder {root} does not exist; give a folder with one "
-                            "sub-folder per class.")
-        self.root = root
-        self.class_names, self.items = scan_class_folders(root)
-        if not self.items:
-            raise UserError(f"no images found under {root}/<class>/; the images must be in "
-                            "one sub-folder per class.")
-        self.num_samples, self.classes = len(self.items), len(self.class_names)
-
-    def __len__(self):
-        return self.num_samples
-
-    def read(self, position):
-        from .folder import BadImage, decode_image
-        path, label = self.items[int(position)]
-        try:
-            with open(os.path.join(self.root, path), "rb") as f:
-                bgr = decode_image(f.read())
-        except (OSError, BadImage) as err:
-            raise UserError(f"{os.path.join(self.root, path)} cannot be used ({err}).") from None
-        return np.ascontiguousarray(bgr[:, :, ::-1]), float(label)
-
-
 class _Dataset:
-    """Gluon dataset view: item ``(position, seed)`` -> ``(CHW float32, label)``."""
+    """Item ``(position, seed)`` -> ``(CHW float32, label)``; a batch of items -> stacked
+    numpy arrays (what a worker process sends back)."""
 
     def __init__(self, samples, transform):
         self.samples, self.transform = samples, transform
@@ -100,19 +49,87 @@ class _Dataset:
 
     def __getitem__(self, item):
         position, seed = item
-        img, label = self.samples.read(position)
+        img, label = self.samples.read(position, bgr=getattr(self.transform, "bgr", False))
         return self.transform(img, np.random.RandomState(seed)), np.float32(label)
+
+    def batch(self, items, allocate=np.empty):
+        """Stacked ``(data, labels)``; ``data`` is allocated by ``allocate(shape, dtype)``."""
+        first, label = self[items[0]]
+        data = allocate((len(items),) + first.shape, first.dtype)
+        labels = np.empty(len(items), np.float32)
+        data[0], labels[0] = first, label
+        for k, item in enumerate(items[1:], 1):
+            data[k], labels[k] = self[item]
+        return data, labels
+
+
+_WORKER = {}
+
+
+def _setup_worker(dataset):
+    _WORKER["dataset"] = dataset
+
+
+def _load_batch(items):
+    """In a worker: the batch, its data written straight into shared memory (a pickled 19 MB
+    batch through a pipe cost ~20% of the AutoAugment worker's time). Returns ``(shared
+    memory name, shape, dtype, labels)``; the parent copies the data out and unlinks it. The
+    memory stays registered with the resource tracker the processes share, which removes it
+    should the parent die first."""
+    made = []
+
+    def allocate(shape, dtype):
+        size = int(np.prod(shape)) * np.dtype(dtype).itemsize
+        made.append(shared_memory.SharedMemory(create=True, size=max(size, 1)))
+        return np.ndarray(shape, dtype, buffer=made[0].buf)
+    data, labels = _WORKER["dataset"].batch(items, allocate)
+    shape, dtype = data.shape, data.dtype.str
+    del data
+    made[0].close()
+    return made[0].name, shape, dtype, labels
+
+
+def _from_shared(result, ctx):
+    """The NDArray of a worker's batch (copied out of its shared memory, then unlinked)."""
+    import mxnet as mx
+    name, shape, dtype, labels = result
+    shm = shared_memory.SharedMemory(name=name)
+    try:
+        data = mx.nd.array(np.ndarray(shape, dtype, buffer=shm.buf), ctx=ctx, dtype=dtype)
+    finally:
+        shm.close()
+        shm.unlink()
+    return data, labels
+
+
+def _unlink(result):
+    """Free a worker's batch that will not be read (an iteration stopped early)."""
+    try:
+        shm = shared_memory.SharedMemory(name=result[0])
+    except FileNotFoundError:
+        return
+    shm.close()
+    shm.unlink()
 
 
 class PythonLoader:
     """Batches ``(data, label, valid)`` of a sample source, decoded and transformed in worker
     processes; the order of an epoch comes from ``plan(epoch) -> (items, valid)`` (items are
-    ``(position, seed)``, ``valid`` the real samples per batch)."""
+    ``(position, seed)``, ``valid`` the real samples per batch).
+
+    With ``num_workers > 1`` the worker processes are started once, at the first batch, and
+    serve every later epoch and evaluation (no re-fork after Horovod or CUDA started: they
+    come from a clean fork server there, see :mod:`.workers`); they die with this process.
+    A sample's augmentation depends only on its seed, so the batches are the same for any
+    worker count. :meth:`close` stops them early.
+    """
 
     def __init__(self, samples, transform, plan, batch_size, num_workers, ctx=None):
         self.samples, self.batch_size = samples, batch_size
         self._dataset = _Dataset(samples, transform)
-        self._plan, self._num_workers, self._ctx = plan, num_workers, ctx
+        self._plan, self._ctx = plan, ctx
+        self._num_workers = num_workers if num_workers > 1 else 0
+        self._pool = None
         self._start = 0
         self._items, self._valid = plan(0)
 
@@ -130,45 +147,87 @@ class PythonLoader:
         self._items, self._valid = self._plan(int(epoch))
         self._start = int(start_batch)
 
+    def _batches(self, batches, ctx):
+        """``(data NDArray, label numpy)`` of each batch, in order."""
+        import mxnet as mx
+        if not self._num_workers:
+            for batch in batches:
+                data, label = self._dataset.batch(batch)
+                yield mx.nd.array(data, ctx=ctx, dtype=data.dtype), label
+            return
+        if self._pool is None:
+            self._pool = ProcessPoolExecutor(
+                self._num_workers, mp_context=worker_context(), initializer=init_worker,
+                initargs=(_setup_worker, self._dataset))
+        with closing(ordered_results(self._pool, _load_batch, batches, 2 * self._num_workers,
+                                     discard=_unlink)) as stream:
+            for _, result in stream:
+                yield _from_shared(result, ctx)
+
     def __iter__(self):
         import mxnet as mx
         size = self.batch_size
         batches = [self._items[i:i + size] for i in range(0, len(self._items), size)]
         batches, counts = batches[self._start:], self._valid[self._start:]
-        if not batches:
-            return
-        loader = mx.gluon.data.DataLoader(
-            self._dataset, batch_sampler=batches,
-            num_workers=self._num_workers if self._num_workers > 1 else 0)
-        for (data, label), count in zip(loader, counts):
-            if self._ctx is not None:
-                data, label = data.as_in_context(self._ctx), label.as_in_context(self._ctx)
-            yield data, label.astype("float32"), count
+        ctx = self._ctx or mx.cpu()
+        try:
+            with closing(self._batches(batches, ctx)) as stream:
+                for (data, label), count in zip(stream, counts):
+                    yield data, mx.nd.array(label, ctx=ctx), count
+        except BrokenProcessPool:
+            self.close()
+            raise UserError("a data loader worker process died (killed or out of memory); "
+                            "rerun with fewer data workers or a smaller batch.") from None
+
+    def set_workers(self, num_workers):
+        """Use ``num_workers`` worker processes from the next batch on (0: decode in this
+        process); the batches do not change."""
+        self.close()
+        self._num_workers = int(num_workers)
+
+    @property
+    def worker_pids(self):
+        """Process ids of the running workers (empty before the first batch)."""
+        return sorted(self._pool._processes) if self._pool is not None else []
+
+    def close(self):
+        """Stop the worker processes (they are started again if the loader is used again)."""
+        if self._pool is not None:
+            self._pool.shutdown(wait=True, cancel_futures=True)
+            self._pool = None
+
+    def __del__(self):
+        if getattr(self, "_pool", None) is not None:
+            self._pool.shutdown(wait=False, cancel_futures=True)
 
 
 class TrainTransform:
-    """Training augmentation of one RGB image (picklable, for worker processes): optional
-    AutoAugment/RandAugment, random-resized crop (EfficientNet-style at >= 320), flip, colour
-    jitter, PCA lighting, normalisation."""
+    """Training augmentation of one image (picklable, for worker processes): optional
+    AutoAugment, random-resized crop (EfficientNet-style at >= 320), flip, colour jitter, PCA
+    lighting, normalisation; RGB float32 CHW out. The input is RGB, or BGR with ``bgr`` (as
+    decoded: the loaders ask for it, which saves a conversion pass over the whole image; a
+    ``policy`` must then take BGR too)."""
 
     def __init__(self, size, jitter, lighting_std, policy=None, min_area=None, mirror=True,
-                 mean=IMAGENET_MEAN, std=IMAGENET_STD):
+                 mean=IMAGENET_MEAN, std=IMAGENET_STD, bgr=False):
         self.size, self.mean, self.std = size, mean, std
         self.jitter, self.lighting_std, self.policy = jitter, lighting_std, policy
-        self.min_area, self.mirror = min_area, mirror
+        self.min_area, self.mirror, self.bgr = min_area, mirror, bgr
 
     def __call__(self, img, rng):
+        # The crop box is drawn first, so AutoAugment computes only the pixels it keeps.
+        box, interp = resized_crop_box(*img.shape[:2], self.size, rng,
+                                       efficientnet=self.size >= 320, min_area=self.min_area)
         if self.policy is not None:
-            from PIL import Image
-            img = np.asarray(self.policy(Image.fromarray(img), rng))
-        img = random_resized_crop(img, self.size, rng, efficientnet=self.size >= 320,
-                                  min_area=self.min_area)
+            img = self.policy(img, rng, box)
+        else:
+            top, left, h, w = box
+            img = img[top:top + h, left:left + w]
+        img = cv2.resize(img, (self.size, self.size), interpolation=interp)
         if rng.rand() < 0.5 and self.mirror:
-            img = img[:, ::-1]
-        out = color_jitter(img, self.jitter, rng) if self.jitter else img.astype(np.float32)
-        if self.lighting_std:
-            out = lighting(out, self.lighting_std, rng)
-        return normalize_chw(out, self.mean, self.std)
+            img = cv2.flip(img, 1)
+        return color_normalize_chw(img, self.jitter, self.lighting_std, self.mean, self.std,
+                                   rng, bgr=self.bgr)
 
 
 def _check_batch(batch_size, rank, num_ranks):
@@ -236,8 +295,8 @@ def train_loader(rec_path, batch_size, input_size=224, rank=0, num_ranks=1, seed
     policy = None
     if auto_aug:
         from .autoaugment import ImageNetPolicy
-        policy = ImageNetPolicy()
-    transform = TrainTransform(input_size, jitter, lighting, policy, min_area, mirror)
+        policy = ImageNetPolicy(bgr=True)
+    transform = TrainTransform(input_size, jitter, lighting, policy, min_area, mirror, bgr=True)
     samples = RecordSamples(rec_path)
 
     def plan(epoch):

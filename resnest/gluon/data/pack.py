@@ -7,26 +7,26 @@ Design, for a tool people can trust:
 * Everything is written under temporary names and renamed when complete (``.rec`` last,
   :func:`resnest.gluon.utils.io.atomic_group`), so a dead worker, an error or Ctrl-C never
   leaves a ``.rec`` that looks finished.
-* A worker that dies (killed, out of memory) is detected (the pool breaks) and aborts the run.
+* A worker that dies (killed, out of memory) is detected (the pool breaks) and aborts the run;
+  workers die with the packer (:mod:`.workers`), even on ``kill -9``.
 * Bad images are skipped with a reason, listed in ``PREFIX.skipped.tsv`` and counted.
 """
 import os
-import signal
 import time
-from collections import deque
 from contextlib import closing
 from concurrent.futures import ProcessPoolExecutor
 from concurrent.futures.process import BrokenProcessPool
 from dataclasses import dataclass, field
-import multiprocessing
 
 import cv2
 
 from ..utils.errors import UserError
 from ..utils.io import atomic_group
-from .folder import BadImage, center_square, decode_image, jpeg_info, resize_shorter
+from .folder import (MAX_PIXELS, BadImage, center_square, decode_image, jpeg_info,
+                     resize_shorter)
 from .listing import list_folder, lst_line, read_classes, read_lst, write_classes
 from .recordio import encode_record, pack_payload
+from .workers import init_worker, ordered_results, worker_context
 
 _CHUNK = 16
 
@@ -48,12 +48,16 @@ class PackOptions:
         re-encoded, since MXNet's decoder would not rotate or convert them).
     encoding : str
         '.jpg' or '.png'.
+    max_pixels : int
+        Images whose headers declare more pixels are skipped as bad, before decoding (0: no
+        limit); the default is PIL's decompression-bomb limit.
     """
     resize: int = 0
     quality: int = 95
     center_crop: bool = False
     pass_through: bool = False
     encoding: str = '.jpg'
+    max_pixels: int = MAX_PIXELS
 
 
 @dataclass
@@ -70,10 +74,11 @@ def image_bytes(data, options):
     if options.pass_through and not options.center_crop and not options.resize:
         info = jpeg_info(data)
         if info and info['orientation'] == 1 and info['components'] in (1, 3):
-            decode_image(data, min_side=1)  # validates: raises on truncated or corrupt data
+            # validates: raises on a too large, truncated or corrupt file
+            decode_image(data, min_side=1, max_pixels=options.max_pixels)
             return data
     min_side = options.resize if options.resize else 0
-    img = decode_image(data, min_side=min_side)
+    img = decode_image(data, min_side=min_side, max_pixels=options.max_pixels)
     if options.center_crop:
         img = center_square(img)
     if options.resize:
@@ -104,30 +109,12 @@ def encode_entry(root, entry, options):
 _WORKER = {}
 
 
-def _init_worker(root, options):
-    # The parent handles Ctrl-C and stops the pool; a worker must not die half-way on it.
-    signal.signal(signal.SIGINT, signal.SIG_IGN)
-    cv2.setNumThreads(1)
+def _setup_worker(root, options):
     _WORKER['root'], _WORKER['options'] = root, options
 
 
 def _encode_chunk(entries):
     return [encode_entry(_WORKER['root'], e, _WORKER['options']) for e in entries]
-
-
-def _worker_context():
-    """'fork' (instant) from a process whose only threads are the few MXNet's import starts;
-    'forkserver' from one where MXNet's engine or data iterators run (after a fork there,
-    MXNet's at-fork handlers can deadlock the child: seen with pytest and notebooks)."""
-    try:
-        threads = len(os.listdir('/proc/self/task'))
-    except OSError:
-        threads = 0
-    if 0 < threads <= 4 and 'fork' in multiprocessing.get_all_start_methods():
-        return multiprocessing.get_context('fork')
-    context = multiprocessing.get_context('forkserver')
-    context.set_forkserver_preload([__name__])
-    return context
 
 
 def _encoded_in_order(root, entries, options, workers):
@@ -142,21 +129,10 @@ def _encoded_in_order(root, entries, options, workers):
             cv2.setNumThreads(threads)
         return
     chunks = [entries[i:i + _CHUNK] for i in range(0, len(entries), _CHUNK)]
-    context = _worker_context()
-    pool = ProcessPoolExecutor(workers, mp_context=context, initializer=_init_worker,
-                               initargs=(root, options))
+    pool = ProcessPoolExecutor(workers, mp_context=worker_context(), initializer=init_worker,
+                               initargs=(_setup_worker, root, options))
     try:
-        pending, todo = deque(), iter(chunks)
-        for chunk in todo:
-            pending.append((chunk, pool.submit(_encode_chunk, chunk)))
-            if len(pending) >= 4 * workers:
-                break
-        while pending:
-            chunk, future = pending.popleft()
-            results = future.result()
-            nxt = next(todo, None)
-            if nxt is not None:
-                pending.append((nxt, pool.submit(_encode_chunk, nxt)))
+        for chunk, results in ordered_results(pool, _encode_chunk, chunks, 4 * workers):
             for entry, (record, reason) in zip(chunk, results):
                 yield entry, record, reason
     finally:
@@ -226,17 +202,31 @@ def pack_records(root, entries, prefix, options=PackOptions(), workers=1, strict
     return result
 
 
-def plan_image_folder(image_dir, prefix, lst=None, shuffle=False, seed=0):
+def refuse_existing(prefix, extensions=('.rec', '.idx'), force=False):
+    """UserError if an output ``PREFIX + ext`` exists and ``force`` is not set: packing onto a
+    finished data set by mistake (a typo, a rerun) must not replace it silently."""
+    found = [prefix + ext for ext in extensions if os.path.exists(prefix + ext)]
+    if found and not force:
+        raise UserError(f'{found[0]} already exists; pass --force to replace it, or choose '
+                        'another output PREFIX')
+
+
+def plan_image_folder(image_dir, prefix, lst=None, shuffle=False, seed=0, force=False,
+                      outputs=('.rec', '.idx')):
     """List ``image_dir`` (or read the ``lst`` file) and write ``PREFIX.classes.txt``.
 
     The classes come from the sorted folder names, or from the ``.classes.txt`` beside
-    ``lst`` if there is one. Returns the entries for :func:`pack_records`.
+    ``lst`` if there is one. Returns the entries for :func:`pack_records`. Refuses (before
+    writing anything) when one of the ``outputs`` extensions exists under ``prefix``, unless
+    ``force``.
 
     Raises
     ------
     UserError
-        A missing folder or list, a folder without images, an uncreatable output folder.
+        An existing output without ``force``, a missing folder or list, a folder without
+        images, an uncreatable output folder.
     """
+    refuse_existing(prefix, outputs, force)
     if lst is not None:
         entries, classes = read_lst(lst), read_classes(os.path.splitext(lst)[0] + '.classes.txt')
         if not os.path.isdir(image_dir):

@@ -11,6 +11,7 @@ The ``.idx`` file has one ``key<TAB>byte offset`` line per record.
 Writing it here keeps MXNet out of the packer (fast start, clean worker forks); the tests check
 every file against MXNet's own ``MXIndexedRecordIO`` and ``ImageRecordIter``.
 """
+import os
 import struct
 
 import numpy as np
@@ -66,6 +67,19 @@ def encode_record(payload):
     return b''.join(out)
 
 
+def _part_header(head, pos, first):
+    """``(cflag, length)`` of the 8-byte part header ``head`` read at byte ``pos``."""
+    if len(head) < 8:
+        raise RecordError(f'file ends inside the record header at byte {pos}')
+    magic, lrec = struct.unpack('<II', head)
+    if magic != MAGIC:
+        raise RecordError(f'no record starts at byte {pos}')
+    cflag, length = lrec >> 29, lrec & _LREC_MASK
+    if cflag not in ((0, 1) if first else (2, 3)):
+        raise RecordError(f'bad continuation flag {cflag} at byte {pos}')
+    return cflag, length
+
+
 def read_record(fobj, offset):
     """Read the record starting at ``offset``; returns ``(payload, next_offset)``.
 
@@ -77,16 +91,7 @@ def read_record(fobj, offset):
     fobj.seek(offset)
     chunks, pos = [], offset
     while True:
-        head = fobj.read(8)
-        if len(head) < 8:
-            raise RecordError(f'file ends inside the record header at byte {pos}')
-        magic, lrec = struct.unpack('<II', head)
-        if magic != MAGIC:
-            raise RecordError(f'no record starts at byte {pos}')
-        cflag, length = lrec >> 29, lrec & _LREC_MASK
-        expected = (0, 1) if not chunks else (2, 3)
-        if cflag not in expected:
-            raise RecordError(f'bad continuation flag {cflag} at byte {pos}')
+        cflag, length = _part_header(fobj.read(8), pos, first=not chunks)
         data = fobj.read(length)
         if len(data) < length:
             raise RecordError(f'file ends inside the record at byte {pos}')
@@ -97,6 +102,25 @@ def read_record(fobj, offset):
     total = sum(len(c) for c in chunks) + 4 * (len(chunks) - 1)
     pos += -total % 4
     return _MAGIC_BYTES.join(chunks), pos
+
+
+def skip_record(fd, offset, file_size):
+    """Offset of the record after the one starting at ``offset``, from the part headers alone
+    (``os.pread`` on the file descriptor ``fd``; the payload is not read).
+
+    Raises
+    ------
+    RecordError
+        As :func:`read_record`, or a length that runs past ``file_size``.
+    """
+    pos, total, parts = offset, 0, 0
+    while True:
+        cflag, length = _part_header(os.pread(fd, 8, pos), pos, first=not parts)
+        pos, total, parts = pos + 8 + length, total + length, parts + 1
+        if pos > file_size:
+            raise RecordError(f'the record at byte {offset} is longer than the file')
+        if cflag in (0, 3):
+            return pos + (-(total + 4 * (parts - 1)) % 4)
 
 
 def read_idx(idx_path):

@@ -16,7 +16,7 @@ _EIGVAL = np.array([55.46, 4.794, 1.148], dtype=np.float32)
 _EIGVEC = np.array([[-0.5675, 0.7192, 0.4009],
                     [-0.5808, -0.0045, -0.8140],
                     [-0.5836, -0.6948, 0.4203]], dtype=np.float32)
-_GREY = np.array([0.299, 0.587, 0.114], dtype=np.float32)
+_GREY = np.array([0.299, 0.587, 0.114])
 
 
 def random_crop_box(height, width, rng, area=(0.08, 1.0), ratio=(3 / 4, 4 / 3), attempts=10):
@@ -40,6 +40,15 @@ def center_crop_box(height, width, fraction):
     return (height - side) // 2, (width - side) // 2, side, side
 
 
+def resized_crop_box(height, width, size, rng, efficientnet=False, min_area=None):
+    """The box ``(top, left, h, w)`` and interpolation of :func:`random_resized_crop`."""
+    if efficientnet:
+        box = random_crop_box(height, width, rng, area=(min_area or 0.1, 1.0))
+        return box or center_crop_box(height, width, size / (size + 32)), cv2.INTER_CUBIC
+    box = random_crop_box(height, width, rng, area=(min_area or 0.08, 1.0))
+    return box or center_crop_box(height, width, 1.0), cv2.INTER_LINEAR
+
+
 def random_resized_crop(img, size, rng, efficientnet=False, min_area=None):
     """Random-resized crop to ``size`` x ``size``.
 
@@ -49,42 +58,58 @@ def random_resized_crop(img, size, rng, efficientnet=False, min_area=None):
     ratio range (the classic ImageNet recipe). ``efficientnet=True`` (used for inputs >= 320):
     area 0.1..1, bicubic, fallback = centre crop of ``size / (size + 32)`` of the short side.
     """
-    height, width = img.shape[:2]
-    if efficientnet:
-        box = random_crop_box(height, width, rng, area=(min_area or 0.1, 1.0))
-        if box is None:
-            box = center_crop_box(height, width, size / (size + 32))
-        interp = cv2.INTER_CUBIC
-    else:
-        box = random_crop_box(height, width, rng, area=(min_area or 0.08, 1.0))
-        if box is None:
-            box = center_crop_box(height, width, 1.0)
-        interp = cv2.INTER_LINEAR
-    top, left, h, w = box
+    (top, left, h, w), interp = resized_crop_box(*img.shape[:2], size, rng, efficientnet,
+                                                 min_area)
     return cv2.resize(img[top:top + h, left:left + w], (size, size), interpolation=interp)
 
 
-def color_jitter(img, strength, rng):
-    """Brightness, contrast and saturation factors in ``1 +- strength``, in random order;
-    returns float32."""
-    out = img.astype(np.float32)
+def jitter_matrix(channel_means, strength, rng):
+    """Colour jitter as one affine map ``x -> A @ x + b`` of RGB pixels.
+
+    Brightness, contrast and saturation factors in ``1 +- strength``, in random order:
+    brightness scales, contrast blends with the mean grey level of the image as it is at
+    that point, saturation blends each pixel with its own grey level. All three are affine in
+    the pixel, and the image's mean grey level is affine in its channel means
+    (``channel_means``, of the input), so their composition is one affine map.
+    """
+    A, b = np.eye(3), np.zeros(3)
+    means = np.asarray(channel_means, np.float64)
     for op in rng.permutation(3):
         factor = 1.0 + rng.uniform(-strength, strength)
         if op == 0:
-            out *= factor
+            A, b = A * factor, b * factor
         elif op == 1:
-            mean = float((out @ _GREY).mean())
-            out = out * factor + mean * (1.0 - factor)
+            grey_mean = float(_GREY @ (A @ means + b))
+            A, b = A * factor, b * factor + grey_mean * (1.0 - factor)
         else:
-            grey = (out @ _GREY)[:, :, None]
-            out = out * factor + grey * (1.0 - factor)
-    return np.clip(out, 0, 255, out=out)
+            blend = factor * np.eye(3) + (1.0 - factor) * np.outer(np.ones(3), _GREY)
+            A, b = blend @ A, blend @ b
+    return A, b
 
 
-def lighting(img, strength, rng):
-    """AlexNet PCA lighting noise with standard deviation ``strength`` (on float32 RGB)."""
+def lighting_shift(strength, rng):
+    """AlexNet PCA lighting noise: the RGB offset for standard deviation ``strength``."""
     alpha = rng.normal(0, strength, size=3).astype(np.float32)
-    return img + (_EIGVEC @ (alpha * _EIGVAL))[None, None, :]
+    return _EIGVEC @ (alpha * _EIGVAL)
+
+
+def color_normalize_chw(img, jitter, lighting_std, mean, std, rng, bgr=False):
+    """Colour jitter (clipped to 0..255), PCA lighting, then ``(x / 255 - mean) / std`` of an
+    RGB (or, with ``bgr``, BGR) uint8 HWC image, as RGB float32 CHW, in two passes over the
+    pixels (one affine map for the jitter, one for lighting and normalisation) instead of one
+    per step; the channel swap of a BGR input is part of the first map."""
+    to_rgb = np.eye(3)[::-1] if bgr else np.eye(3)
+    x = img.astype(np.float32)
+    if jitter:
+        A, b = jitter_matrix(to_rgb @ cv2.mean(img)[:3], jitter, rng)
+        x = cv2.transform(x, np.hstack([A @ to_rgb, b[:, None]]).astype(np.float32))
+        np.clip(x, 0, 255, out=x)
+        to_rgb = np.eye(3)
+    shift = lighting_shift(lighting_std, rng) if lighting_std else np.zeros(3, np.float32)
+    scale = 1.0 / (255.0 * np.asarray(std, np.float64))
+    offset = (shift / 255.0 - np.asarray(mean, np.float64)) / np.asarray(std, np.float64)
+    x = cv2.transform(x, np.hstack([np.diag(scale) @ to_rgb, offset[:, None]]).astype(np.float32))
+    return np.ascontiguousarray(x.transpose(2, 0, 1))
 
 
 def normalize_chw(img, mean, std):

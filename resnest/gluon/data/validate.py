@@ -1,4 +1,6 @@
-"""Facts about an existing ``.rec/.idx`` pair: its size and classes, or a full integrity check."""
+"""Facts about an existing ``.rec/.idx`` pair: its size and classes (after a cheap structural
+check of every record header against the index), or a full integrity check that decodes
+every image (``im2rec.py --check``)."""
 import os
 from dataclasses import dataclass
 from typing import NamedTuple
@@ -6,7 +8,7 @@ from typing import NamedTuple
 from ..utils.errors import UserError
 from .folder import BadImage, decode_image
 from .listing import read_classes, read_lst
-from .recordio import RecordError, read_idx, read_record, unpack_payload
+from .recordio import RecordError, read_idx, read_record, skip_record, unpack_payload
 
 
 class RecInfo(NamedTuple):
@@ -28,8 +30,41 @@ def _labels_of_records(rec_path, offsets):
     return labels
 
 
+def check_index(rec_path, entries):
+    """Check that the index ``entries`` ``[(key, offset), ...]`` tiles ``rec_path``: a record
+    header (magic word, first-part flag, a length inside the file) at every offset, and the
+    indexed records, in offset order, cover the file from byte 0 to its end with no record
+    left out. Reads 8 bytes per record, never an image: seconds for ImageNet's 1.28 million.
+
+    Raises
+    ------
+    RecordError
+        Saying which record (key), byte and file is wrong.
+    """
+    size, expected = os.path.getsize(rec_path), 0
+    fd = os.open(rec_path, os.O_RDONLY)
+    try:
+        for key, offset in sorted(entries, key=lambda e: e[1]):
+            if offset > expected:
+                raise RecordError(f'the .idx leaves out bytes {expected}..{offset} of the .rec '
+                                  f'(it does not cover every record)')
+            if offset < expected:
+                raise RecordError(f'the .idx entry of record {key} points at byte {offset}, '
+                                  f'inside the record before it')
+            try:
+                expected = skip_record(fd, offset, size)
+            except RecordError as err:
+                raise RecordError(f'record {key} of the .idx: {err}') from None
+    finally:
+        os.close(fd)
+    if expected != size:
+        raise RecordError(f'the .idx covers the .rec only up to byte {expected} of {size} '
+                          '(it does not cover every record)')
+
+
 def rec_info(rec_path):
-    """Number of samples and classes of ``rec_path`` (``PREFIX.rec`` beside ``PREFIX.idx``).
+    """Number of samples and classes of ``rec_path`` (``PREFIX.rec`` beside ``PREFIX.idx``),
+    after :func:`check_index` (so every loader, train and val, checks its files at start-up).
 
     ``classes`` comes from ``PREFIX.classes.txt`` when present (a validation set may lack some
     classes), else from the largest label in ``PREFIX.lst``, else from the record headers.
@@ -48,9 +83,7 @@ def rec_info(rec_path):
         entries = read_idx(idx_path)
         if not entries:
             raise RecordError(f'{idx_path} is empty')
-        size = os.path.getsize(rec_path)
-        if max(offset for _, offset in entries) >= size:
-            raise RecordError(f'{idx_path} points past the end of {rec_path}')
+        check_index(rec_path, entries)
         classes = read_classes(prefix + '.classes.txt')
         if classes is not None:
             return RecInfo(len(entries), len(classes))
@@ -61,41 +94,73 @@ def rec_info(rec_path):
         labels = _labels_of_records(rec_path, [offset for _, offset in entries])
         return RecInfo(len(entries), int(max(labels)) + 1)
     except (RecordError, UnicodeDecodeError) as err:
-        raise UserError(f'{rec_path} or its .idx is corrupt ({err}); rebuild it with '
-                        'scripts/dataset/im2rec.py') from None
+        raise UserError(f'{rec_path} or its .idx is corrupt ({err}); run scripts/dataset/'
+                        f'im2rec.py --check {prefix} to see which, then rebuild it') from None
 
 
 @dataclass
 class CheckReport:
-    """Result of :func:`check_records`; ``bad`` is None or ``(key, byte offset, reason)``."""
+    """Result of :func:`check_records`.
+
+    ``bad`` is None or the first problem ``(key, byte offset, reason)``, and ``file`` the one
+    to blame: ``'rec'`` (a record that does not parse, or images that do not decode, counted
+    in ``bad_images``) or ``'idx'`` (an index that misses records or points beside them).
+    """
     records: int = 0
     indexed: int = 0
     bad: tuple = None
+    file: str = None
+    bad_images: int = 0
+    covered: int = 0
 
 
 def _scan(frec, size, report, decode):
-    """Walk every record in file order; returns ``{offset: key}`` or stops at the first bad."""
+    """Walk every record in file order (decoding each image with ``decode``); returns
+    ``{offset: key}``. Stops at a record that does not parse; counts images that fail."""
     starts, offset = {}, 0
     while offset < size:
         key = None
         try:
             payload, nxt = read_record(frec, offset)
             _, key, image = unpack_payload(payload)
-            if decode:
-                decode_image(image)
-        except (RecordError, BadImage) as err:
-            report.bad = (key, offset, str(err))
+        except RecordError as err:
+            report.bad, report.file = (key, offset, str(err)), 'rec'
             return starts
+        if decode:
+            try:
+                decode_image(image)
+            except BadImage as err:
+                report.bad_images += 1
+                if report.bad is None:
+                    report.bad, report.file = (key, offset, str(err)), 'rec'
         starts[offset] = key
         report.records += 1
         offset = nxt
     return starts
 
 
+def _check_entries(entries, starts, report):
+    """Every index entry at a record start with its key, and every record indexed."""
+    for key, offset in entries:
+        if offset not in starts:
+            report.bad = (key, offset, 'the index points at a byte where no record starts')
+        elif starts[offset] != key:
+            report.bad = (key, offset, f'index key {key} but the record says {starts[offset]}')
+        if report.bad is not None:
+            report.file = 'idx'
+            return
+    report.covered = len({offset for _, offset in entries})
+    if report.covered < len(starts):
+        missing = min(set(starts) - {offset for _, offset in entries})
+        report.bad = (starts[missing], missing, f'the index covers {report.covered} of the '
+                      f'{len(starts)} records; the first one left out is here')
+        report.file = 'idx'
+
+
 def check_records(prefix, decode=True):
     """Validate ``PREFIX.rec`` against ``PREFIX.idx``: every record parses and (with
-    ``decode``) its image decodes completely, and every index offset is the start of a record
-    with that key. Stops at the first problem and reports it in ``CheckReport.bad``.
+    ``decode``) its image decodes completely, libjpeg's damage warnings counting as errors;
+    every index offset is the start of a record with that key, and every record is indexed.
 
     Raises
     ------
@@ -113,13 +178,6 @@ def check_records(prefix, decode=True):
     report = CheckReport(indexed=len(entries))
     with open(prefix + '.rec', 'rb') as frec:
         starts = _scan(frec, os.path.getsize(prefix + '.rec'), report, decode)
-    if report.bad is not None:
-        return report
-    for key, offset in entries:
-        if offset not in starts:
-            report.bad = (key, offset, 'index points at a byte where no record starts')
-            break
-        if starts[offset] != key:
-            report.bad = (key, offset, f'index key {key} but the record says {starts[offset]}')
-            break
+    if report.bad is None:
+        _check_entries(entries, starts, report)
     return report

@@ -17,6 +17,7 @@ import sys
 import warnings
 
 from .errors import UserError
+from .io import STORAGE_ERRNOS
 
 __all__ = ["run_cli", "quiet_native_logs", "is_native_log_line"]
 
@@ -91,7 +92,8 @@ def quiet_native_logs():
 
 def run_cli(main, argv=None, interrupted="interrupted"):
     """Run ``main(argv)`` and exit with its code: 2 with one sentence on a :class:`UserError`,
-    130 and ``error: <interrupted>`` on Ctrl-C. With ``argv`` None (a real command line)
+    130 and ``error: <interrupted>`` on Ctrl-C; a file-system error (read-only, full, no
+    permission, missing folder) that reaches it is one sentence and exit 2 as well. With ``argv`` None (a real command line)
     MXNet's native log lines are filtered out unless ``--verbose`` is among the arguments."""
     if argv is None:
         argv = sys.argv[1:]
@@ -102,6 +104,13 @@ def run_cli(main, argv=None, interrupted="interrupted"):
         code = main(list(argv))
     except UserError as err:
         print(f"error: {err}", file=sys.stderr)
+        sys.exit(2)
+    except OSError as err:
+        if err.errno not in STORAGE_ERRNOS or not err.filename:
+            raise
+        # a read-only, full or forbidden output place that no writer above turned into a
+        # sentence: still one sentence (the writers are atomic, so nothing is half-written)
+        print(f"error: cannot use {err.filename}: {err.strerror}.", file=sys.stderr)
         sys.exit(2)
     except KeyboardInterrupt:
         print(f"error: {interrupted}", file=sys.stderr)
