@@ -76,7 +76,7 @@ def packed_folder(folder, shuffle, workers=1, log=print):
         pass
     log(f"packing {count} images of {folder} into {prefix}.rec (once; reused while the folder "
         "is unchanged)")
-    entries = plan_image_folder(folder, prefix, shuffle=shuffle, seed=0)
+    entries = plan_image_folder(folder, prefix, shuffle=shuffle, seed=0, force=True)
     result = pack_records(folder, entries, prefix, PackOptions(), workers=workers)
     if result.skipped:
         log(f"skipped {len(result.skipped)} unusable images (see {prefix}.skipped.tsv)")
