@@ -263,6 +263,24 @@ def test_pixel_limit_and_libjpeg_damage_warnings_reject_images(hostile, tmp_path
     assert 'Corrupt JPEG' not in capfd.readouterr().err    # reported, not printed
 
 
+def test_keep_damaged_jpeg_keeps_them_as_they_decode(hostile, tmp_path):
+    """A validation set packed to reproduce published accuracies keeps every decodable JPEG
+    (pass-through: the original bytes); bombs and truncated files stay out."""
+    prefix = str(tmp_path / 'kept')
+    assert im2rec(str(hostile), prefix, '--pass-through', '--keep-damaged-jpeg', '--workers',
+                  '1', '--no-progress') == 0
+    listed = sorted(e.split('\t')[2] for e in open(prefix + '.lst').read().splitlines())
+    assert listed == ['c0/flipped.jpg', 'c0/good.jpg', 'c0/short_data.jpg']
+    rec = mx.recordio.MXIndexedRecordIO(prefix + '.idx', prefix + '.rec', 'r')
+    keys = {e.split('\t')[2]: int(e.split('\t')[0]) for e in open(prefix + '.lst')
+            .read().splitlines()}
+    stored = mx.recordio.unpack(rec.read_idx(keys['c0/flipped.jpg']))[1]
+    assert stored == open(os.path.join(str(hostile), 'c0', 'flipped.jpg'), 'rb').read()
+    from resnest.gluon.data.imagenet import rec_settings
+    assert rec_settings()['val'][0].keep_damaged_jpeg and \
+        not rec_settings()['train'][0].keep_damaged_jpeg
+
+
 def test_strict_and_max_pixels_option(hostile, tmp_path, capsys):
     assert im2rec(str(hostile), str(tmp_path / 's'), '--strict', '--workers', '1',
                   '--no-progress') == 2

@@ -38,6 +38,9 @@ def parse_args(argv):
                         help='skip images whose headers declare more than N pixels, before '
                              f'decoding (default {MAX_PIXELS}, PIL\'s decompression-bomb '
                              'limit; 0: no limit)')
+    parser.add_argument('--keep-damaged-jpeg', action='store_true',
+                        help='keep JPEGs libjpeg decodes with a "Corrupt JPEG data" warning '
+                             '(for a validation set that must keep every image)')
     parser.add_argument('--workers', type=int, default=os.cpu_count() or 1,
                         help='encoding processes (default: all cores)')
     parser.add_argument('--lst', metavar='FILE',
@@ -95,7 +98,7 @@ def run_pack(args):
         return 0
     options = PackOptions(resize=args.resize, quality=args.quality, center_crop=args.center_crop,
                           pass_through=args.pass_through, encoding=args.encoding,
-                          max_pixels=args.max_pixels)
+                          max_pixels=args.max_pixels, keep_damaged_jpeg=args.keep_damaged_jpeg)
     from tqdm import tqdm
     with tqdm(total=len(entries), unit='img', disable=args.no_progress, smoothing=0.1) as bar:
         result = pack_records(args.image_dir, entries, args.prefix, options, args.workers,

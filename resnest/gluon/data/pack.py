@@ -51,6 +51,11 @@ class PackOptions:
     max_pixels : int
         Images whose headers declare more pixels are skipped as bad, before decoding (0: no
         limit); the default is PIL's decompression-bomb limit.
+    keep_damaged_jpeg : bool
+        Keep JPEGs that libjpeg decodes with a damage warning ("Corrupt JPEG data: ...")
+        instead of skipping them. A validation set packed to reproduce published accuracies
+        wants every image its evaluation decoded, as it decoded it (the same warning comes
+        from harmless trailing bytes and from real damage).
     """
     resize: int = 0
     quality: int = 95
@@ -58,6 +63,7 @@ class PackOptions:
     pass_through: bool = False
     encoding: str = '.jpg'
     max_pixels: int = MAX_PIXELS
+    keep_damaged_jpeg: bool = False
 
 
 @dataclass
@@ -75,10 +81,12 @@ def image_bytes(data, options):
         info = jpeg_info(data)
         if info and info['orientation'] == 1 and info['components'] in (1, 3):
             # validates: raises on a too large, truncated or corrupt file
-            decode_image(data, min_side=1, max_pixels=options.max_pixels)
+            decode_image(data, min_side=1, max_pixels=options.max_pixels,
+                         damage_warnings=not options.keep_damaged_jpeg)
             return data
     min_side = options.resize if options.resize else 0
-    img = decode_image(data, min_side=min_side, max_pixels=options.max_pixels)
+    img = decode_image(data, min_side=min_side, max_pixels=options.max_pixels,
+                       damage_warnings=not options.keep_damaged_jpeg)
     if options.center_crop:
         img = center_square(img)
     if options.resize:
