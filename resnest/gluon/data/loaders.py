@@ -297,15 +297,20 @@ def train_loader(rec_path, batch_size, input_size=224, rank=0, num_ranks=1, seed
         from .autoaugment import ImageNetPolicy
         policy = ImageNetPolicy(bgr=True)
     transform = TrainTransform(input_size, jitter, lighting, policy, min_area, mirror, bgr=True)
-    samples = RecordSamples(rec_path)
+    plan = _train_plan(info.num_samples, batch_size, rank, num_ranks, seed)
+    return PythonLoader(RecordSamples(rec_path), transform, plan, batch_size, num_workers, ctx)
 
+
+def _train_plan(num_samples, batch_size, rank, num_ranks, seed):
+    """``plan(epoch) -> (items, valid)`` of the Python training path: this rank's shard of
+    the epoch's global permutation, each sample with its own augmentation seed."""
     def plan(epoch):
-        positions = train_shard(info.num_samples, batch_size, rank, num_ranks, seed, epoch)
+        positions = train_shard(num_samples, batch_size, rank, num_ranks, seed, epoch)
         seeds = np.random.RandomState(derive_seed(seed, epoch, 1)).randint(
-            0, 2 ** 31 - 1, size=info.num_samples)
+            0, 2 ** 31 - 1, size=num_samples)
         items = [(int(p), int(seeds[p])) for p in positions]
         return items, [batch_size] * (len(items) // batch_size)
-    return PythonLoader(samples, transform, plan, batch_size, num_workers, ctx)
+    return plan
 
 
 def eval_loader(source, batch_size, transform, rank=0, num_ranks=1, num_workers=4, ctx=None):

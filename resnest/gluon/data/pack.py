@@ -179,35 +179,42 @@ def pack_records(root, entries, prefix, options=PackOptions(), workers=1, strict
     outputs = [os.path.abspath(prefix + ext) for ext in ('.idx', '.lst', '.skipped.tsv', '.rec')]
     idx_path, lst_path, skipped_path, rec_path = outputs
     result, start = PackResult(), time.time()
-    lst, skipped_lines, offset = [], [], 0
     try:
         with atomic_group(outputs) as tmp:      # .rec last: it appears only beside its .idx
             with open(tmp[rec_path], 'wb') as frec, \
                     open(tmp[idx_path], 'w', encoding='utf-8', newline='\n') as fidx, \
                     closing(_encoded_in_order(root, entries, options, workers)) as stream:
-                for entry, record, reason in stream:
-                    if record is None:
-                        if strict:
-                            raise UserError(f'{entry.path} is unusable ({reason}); fix or remove '
-                                            'it, or run without --strict to skip such files')
-                        result.skipped.append((entry.path, reason))
-                        skipped_lines.append(f'{entry.path}\t{reason}\n')
-                    else:
-                        frec.write(record)
-                        fidx.write(f'{entry.index}\t{offset}\n')
-                        lst.append(lst_line(entry))
-                        offset += len(record)
-                        result.packed += 1
-                    if progress is not None:
-                        progress(1)
+                lst, skipped_lines = _write_stream(stream, frec, fidx, strict, result, progress)
             for path, lines in ((lst_path, lst), (skipped_path, ['path\treason\n'] + skipped_lines)):
                 with open(tmp[path], 'w', encoding='utf-8', newline='\n') as fout:
                     fout.writelines(lines)
     except BrokenProcessPool:
         raise UserError(f'a worker process died (killed or out of memory) while packing '
                         f'{prefix}.rec; nothing was written, rerun with fewer --workers') from None
-    result.seconds, result.rec_bytes = time.time() - start, offset
+    result.seconds = time.time() - start
     return result
+
+
+def _write_stream(stream, frec, fidx, strict, result, progress):
+    """Write the encoded records in order to ``frec``/``fidx``; returns the ``.lst`` lines and
+    the ``skipped.tsv`` lines, and counts into ``result``."""
+    lst, skipped_lines = [], []
+    for entry, record, reason in stream:
+        if record is None:
+            if strict:
+                raise UserError(f'{entry.path} is unusable ({reason}); fix or remove it, or '
+                                'run without --strict to skip such files')
+            result.skipped.append((entry.path, reason))
+            skipped_lines.append(f'{entry.path}\t{reason}\n')
+        else:
+            frec.write(record)
+            fidx.write(f'{entry.index}\t{result.rec_bytes}\n')
+            lst.append(lst_line(entry))
+            result.rec_bytes += len(record)
+            result.packed += 1
+        if progress is not None:
+            progress(1)
+    return lst, skipped_lines
 
 
 def refuse_existing(prefix, extensions=('.rec', '.idx'), force=False):
