@@ -287,10 +287,11 @@ def sync_replicas(net, trainer, dist):
     (each saw different images), then rank 0's weights and optimizer state on every rank.
 
     Called before every checkpoint and evaluation. The weights should already agree (same
-    start, same summed gradients), but MXNet 1.9's oneDNN CPU kernels let ranks drift apart by
-    a few ulp now and then (measured: 4 Gloo ranks, hybridized; never with oneDNN disabled or
-    one engine thread); re-sending rank 0's state keeps every checkpoint, evaluation and
-    resumed run the one model.
+    start, same summed gradients); they did not when evaluation ran on the training network
+    (oneDNN's inference kernels convert the weights in place, and 4 Gloo ranks then drifted
+    apart by a few ulp; the runner now evaluates a copy, see ``runner._evaluation_copy``).
+    Re-sending rank 0's state makes "every rank holds the checkpoint's model" a guarantee
+    rather than a consequence, for a cost of one broadcast per checkpoint.
     """
     params = sorted(net.collect_params().items())
     stats = [p.data() for name, p in params if name.endswith(("running_mean", "running_var"))]

@@ -213,6 +213,29 @@ def _saver(cfg, dist, net, trainer, data, run, scaler):
     return save
 
 
+def _evaluation_copy(cfg, dist, net, data):
+    """``eval_net()``: a second instance of the network holding the training weights' current
+    values, for evaluation.
+
+    Evaluating the training network itself made the next epoch depend on thread timing
+    (measured: the same run, repeated under load, differed after the first evaluation, never
+    without one or with oneDNN off): oneDNN's inference kernels convert the weights they read
+    to their own layout, in place. The copy takes those conversions; the weights being
+    trained are only read.
+    """
+    holder = {}
+
+    def eval_net():
+        if "net" not in holder:
+            holder["net"] = build_net(cfg.model, data.classes, dist.ctx, final_drop=cfg.final_drop,
+                                      hybridize=cfg.mode == "hybrid")
+        copy = holder["net"]._collect_params_with_prefix()
+        for name, param in net._collect_params_with_prefix().items():
+            copy[name].set_data(param.data())
+        return holder["net"]
+    return eval_net
+
+
 def _run(cfg, dist, mon, point, data, run):
     net, trainer = _build(cfg, dist, mon, point, data)
     scaler = LossScaler(dynamic=cfg.dtype == "float16")
@@ -221,6 +244,7 @@ def _run(cfg, dist, mon, point, data, run):
     train_data, val_data = _loaders(cfg, dist, data, mon)
     recipe = _recipe(cfg, data.classes, dist.size)
     save = _saver(cfg, dist, net, trainer, data, run, scaler)
+    eval_net = _evaluation_copy(cfg, dist, net, data)
     mon.truncate(point.start_epoch, point.start_step)
     mon.save_config(dict(dataclasses.asdict(cfg), workers=dist.size, classes_resolved=data.classes,
                          rec_train_resolved=data.rec_train, rec_val_resolved=data.rec_val,
@@ -245,7 +269,7 @@ def _run(cfg, dist, mon, point, data, run):
         else:
             sync_replicas(net, trainer, dist)
         if last or (cfg.eval_frequency and (epoch + 1) % cfg.eval_frequency == 0):
-            stats.update(evaluate(net, val_data, dist,
+            stats.update(evaluate(eval_net(), val_data, dist,
                                   progress=lambda *_: mon.beat()).metrics())
         done = epoch + 1 - point.start_epoch
         eta = (time.perf_counter() - started) / done * (cfg.num_epochs - epoch - 1)
