@@ -4,12 +4,14 @@
 
 Stages: write the digits as a class-folder tree -> pack train/val RecordIO with im2rec.py ->
 train with `horovodrun -np 2 --gloo` (the published recipe's pieces) -> verify.py on the final
-checkpoint -> benchmark.py -> a report. The data set is reused between runs; each run gets a
+checkpoint -> predict.py on a few held-out images -> benchmark.py -> a report. The data set is reused between runs; each run gets a
 fresh folder under ``runs/`` and nothing is overwritten.
 """
 import argparse
+import collections
 import datetime
 import os
+import re
 import subprocess
 import sys
 import time
@@ -37,20 +39,36 @@ def parse_args(argv):
     return p.parse_args(argv)
 
 
-def stage(number, total, title):
-    print(f"\n=== [{number}/{total}] {title} ===", flush=True)
+STAGES = 7
+_RANK_LINE = re.compile(r"^\[(\d+)\]<(?:stdout|stderr)>:(.*)$")
+
+
+def stage(number, title):
+    print(f"\n=== [{number}/{STAGES}] {title} ===", flush=True)
 
 
 def run(cmd):
-    """Run one stage's command, streaming its output; stop the demo if it fails.
+    """Run one stage's command, showing its output as it comes; stop the demo if it fails.
 
-    Each script sets its own thread count (``resnest.gluon.threads``): the training ranks
-    share the cores, verify and benchmark take them all.
+    Under ``horovodrun`` every line comes prefixed with its rank: rank 0's lines are shown
+    without the prefix, the other ranks' are kept and shown only if the stage fails. Each
+    script sets its own thread count (``resnest.gluon.utils.threads``) and keeps MXNet's
+    native log lines off the console (``resnest.gluon.utils.cli``).
     """
     print("$ " + " ".join(cmd), flush=True)
     start = time.time()
-    code = subprocess.call(cmd, cwd=REPO)
+    others = collections.deque(maxlen=30)
+    proc = subprocess.Popen(cmd, cwd=REPO, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+                            text=True, bufsize=1)
+    for line in proc.stdout:
+        m = _RANK_LINE.match(line.rstrip("\n"))
+        if m and m.group(1) != "0":
+            others.append(line)
+            continue
+        print(m.group(2) if m else line.rstrip("\n"), flush=True)
+    code = proc.wait()
     if code != 0:
+        sys.stdout.writelines(others)
         from resnest.gluon.utils.errors import UserError
         raise UserError(f"stage command failed with exit code {code}: {' '.join(cmd)}")
     return time.time() - start
@@ -73,12 +91,12 @@ def new_run_dir(runs_dir):
 def prepare_data(args, py):
     """Stages 1-2: the digits tree and its RecordIO, both reused when already complete."""
     images = args.images or os.path.join(args.data_dir, "images")
-    stage(1, 6, "data set: scikit-learn handwritten digits as JPEG class folders")
+    stage(1, "data set: scikit-learn handwritten digits as JPEG class folders")
     if args.images:
         print(f"using {images}")
     else:
         run([py, "scripts/dataset/make_digits.py", images, "--size", str(args.input_size)])
-    stage(2, 6, "pack RecordIO with im2rec.py")
+    stage(2, "pack RecordIO with im2rec.py")
     rec = {}
     for split in ("train", "val"):
         prefix = os.path.join(args.data_dir, "rec", split)
@@ -94,6 +112,18 @@ def prepare_data(args, py):
     return rec
 
 
+def held_out_examples(args, count=6):
+    """A few validation image files, from different classes (never seen in training)."""
+    images = os.path.join(args.images or os.path.join(args.data_dir, "images"), "val")
+    classes = sorted(os.listdir(images))
+    picks = []
+    for i in range(count):
+        folder = os.path.join(images, classes[(i * 3) % len(classes)])
+        files = sorted(os.listdir(folder))
+        picks.append(os.path.join(folder, files[i % len(files)]))
+    return picks
+
+
 def main(argv=None):
     args = parse_args(argv)
     py = sys.executable
@@ -103,7 +133,7 @@ def main(argv=None):
     out = new_run_dir(args.runs_dir)
     print(f"\nrun folder: {out}")
 
-    stage(3, 6, f"train {args.model} with horovodrun -np {args.ranks} --gloo (CPU)")
+    stage(3, f"train {args.model} with horovodrun -np {args.ranks} --gloo (CPU)")
     train_dir = os.path.join(out, "train")
     train_s = run([os.path.join(bindir, "horovodrun"), "-np", str(args.ranks), "--gloo", py,
                    "scripts/gluon/train.py", "--rec-train", rec["train"], "--rec-val", rec["val"],
@@ -117,23 +147,27 @@ def main(argv=None):
                    "--save-dir", train_dir, "--no-progress", "--log-interval", "20"])
     params = os.path.join(train_dir, f"imagenet-{args.model}-{args.epochs - 1}.params")
 
-    stage(4, 6, "verify the final checkpoint on the held-out digits")
+    stage(4, "verify the final checkpoint on the held-out digits")
     verify_json = os.path.join(out, "verify.json")
     run([py, "scripts/gluon/verify.py", "--model", args.model, "--resume", params,
-         "--rec-val", rec["val"], "--crop-size", str(args.input_size), "--crop-ratio", "1.0",
-         "--batch-size", "50", "--json", verify_json, "--no-progress"])
+         "--rec-val", rec["val"], "--batch-size", "50", "--json", verify_json, "--no-progress"])
+
+    stage(5, "predict: name the digits in a few held-out images")
+    predict_json = os.path.join(out, "predict.json")
+    run([py, "scripts/gluon/predict.py", "--model", args.model, "--resume", params,
+         "--topk", "3", "--json", predict_json] + held_out_examples(args))
 
     bench_json = os.path.join(out, "benchmark.json")
     if not args.skip_benchmark:
-        stage(5, 6, "benchmark inference (model only, side by side)")
+        stage(6, "benchmark inference (model only, side by side)")
         run([py, "scripts/gluon/benchmark.py", "--models", args.model,
              "--input-sizes", str(args.input_size), "--batch-sizes", "1", "16",
-             "--dtypes"] + args.benchmark_dtypes + ["--classes", "10", "--json", bench_json,
-                                                    "--chart", os.path.join(out, "latency.png")])
-    stage(6, 6, "report")
+             "--dtypes"] + args.benchmark_dtypes + ["--classes", "10", "--json", bench_json])
+    stage(7, "report")
     from tools.report import demo_report
     text = demo_report(out, train_dir, verify_json, bench_json if not args.skip_benchmark
-                       else None, total_s=time.time() - t0, train_s=train_s)
+                       else None, total_s=time.time() - t0, train_s=train_s,
+                       predict_json=predict_json)
     print(text)
     with open(os.path.join(out, "report.txt"), "w") as f:
         f.write(text + "\n")

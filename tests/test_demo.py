@@ -49,11 +49,26 @@ def test_demo_end_to_end_in_miniature(small_digits, tmp_path, capsys):
     assert {r["batch_size"] for r in bench} == {1, 16}
     for row in bench:
         assert f"{row['images_per_s']:8.1f}" in out
-    for name in ("report.txt", "latency.png", "train/curves.png", "train/config.json",
+    for name in ("report.txt", "train/curves.png", "train/config.json",
                  "train/imagenet-resnest_tiny-0.params"):
         assert (folder / name).is_file(), name
     with open(folder / "report.txt") as f:
         assert f.read().strip() in out
+    # predict.py named held-out images with the checkpoint's class names (the digits).
+    with open(folder / "predict.json") as f:
+        rows = json.load(f)
+    assert len(rows) == 6 and all(r["error"] is None for r in rows)
+    for r in rows:
+        best = r["top"][0]
+        assert best["name"] in [str(d) for d in range(10)] and 0 < best["score"] <= 1
+        truth = os.path.basename(os.path.dirname(r["image"]))
+        assert f"true {truth}  predicted {best['name']} ({100 * best['score']:.1f}%)" in out
+    # What a person reads: the stages, progress and results; no rank prefixes from horovodrun
+    # and none of MXNet's native log lines.
+    from resnest.gluon.utils.cli import is_native_log_line
+    assert "<stderr>:" not in out and "<stdout>:" not in out
+    assert not [ln for ln in out.splitlines() if is_native_log_line(ln.encode())]
+    assert out.count("=== [") == 7
 
 
 def test_new_run_folder_never_reuses_one(tmp_path):

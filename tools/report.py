@@ -30,7 +30,25 @@ def _benchmark_lines(bench_json):
     return lines
 
 
-def demo_report(run_dir, train_dir, verify_json, bench_json=None, total_s=None, train_s=None):
+def _predict_lines(predict_json):
+    """One line per image predict.py named: the file's class folder (its true digit), the top
+    class and its probability."""
+    with open(predict_json) as f:
+        rows = json.load(f)
+    lines = ["held-out images named by predict.py (true digit = the image's folder):"]
+    for r in rows:
+        truth = os.path.basename(os.path.dirname(r["image"]))
+        if r["error"]:
+            lines.append(f"  {truth}/{os.path.basename(r['image'])}: {r['error']}")
+            continue
+        best = r["top"][0]
+        lines.append(f"  true {truth}  predicted {best['name']} ({100 * best['score']:.1f}%)  "
+                     f"{os.path.basename(r['image'])}")
+    return lines
+
+
+def demo_report(run_dir, train_dir, verify_json, bench_json=None, total_s=None, train_s=None,
+                predict_json=None):
     """The text of the final report of ``scripts/demo.py``."""
     epochs = _epochs(train_dir)
     last = epochs[-1]
@@ -59,6 +77,8 @@ def demo_report(run_dir, train_dir, verify_json, bench_json=None, total_s=None, 
         f"verify throughput: model only {verify['model_images_per_s']:.1f} img/s, end to end "
         f"{verify['end_to_end_images_per_s']:.1f} img/s",
     ]
+    if predict_json:
+        lines += _predict_lines(predict_json)
     if bench_json:
         lines.append("inference benchmark (benchmark.py, model only):")
         lines += _benchmark_lines(bench_json)
@@ -72,6 +92,8 @@ def demo_report(run_dir, train_dir, verify_json, bench_json=None, total_s=None, 
         f"  curves        {train_dir}/curves.png",
         f"  verify        {verify_json}",
     ]
+    if predict_json:
+        lines.append(f"  predictions   {predict_json}")
     if bench_json:
-        lines.append(f"  benchmark     {bench_json}, {os.path.join(run_dir, 'latency.png')}")
+        lines.append(f"  benchmark     {bench_json}")
     return "\n".join(lines)
