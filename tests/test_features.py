@@ -188,17 +188,13 @@ def test_bad_out_indices_are_refused():
 
 
 def _recipe():
-    """The README's (or, until it is there, NOTES-predict.md's) backbone recipe: the python
-    block that feeds the dilated backbone to GluonCV's FCN head."""
-    for doc in ("README.md", "NOTES-predict.md"):
-        path = os.path.join(REPO, doc)
-        if os.path.isfile(path):
-            with open(path, encoding="utf-8") as f:
-                for block in re.findall(r"```python\n(.*?)```", f.read(), re.S):
-                    if "_FCNHead" in block and "features_only=True" in block:
-                        return block
-    pytest.fail("no python block with the backbone + FCN head recipe in README.md or "
-                "NOTES-predict.md")
+    """The README's backbone recipe: the python block that feeds the dilated backbone to
+    GluonCV's FCN head."""
+    with open(os.path.join(REPO, "README.md"), encoding="utf-8") as f:
+        for block in re.findall(r"```python\n(.*?)```", f.read(), re.S):
+            if "_FCNHead" in block and "features_only=True" in block:
+                return block
+    pytest.fail("no python block with the backbone + FCN head recipe in README.md")
 
 
 def test_the_recipe_feeds_gluoncv_fcn_head(tmp_path, monkeypatch):

@@ -87,7 +87,7 @@ def calibration_batches(data, max_batches=None):
             break
     if not batches:
         raise UserError("int8 calibration needs at least one batch of real images "
-                        "(pass calib_data, e.g. a val_loader over a few hundred images).")
+                        "(pass calib_data, e.g. an eval_loader over a few hundred images).")
     return batches
 
 
