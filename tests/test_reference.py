@@ -41,3 +41,22 @@ def test_same_logits_as_authors(name):
 @pytest.mark.parametrize("name", ["resnest14", "resnest26"])
 def test_same_logits_as_gluoncv(name):
     _same_logits(reference.gluoncv_model(name), get_model(name))
+
+
+@pytest.mark.parametrize("required, outcome", [("1", "failed"), ("", "skipped")])
+def test_a_missing_reference_fails_under_make_test_and_skips_otherwise(tmp_path, required,
+                                                                       outcome):
+    """`make test` sets RESNEST_REQUIRE_REFERENCE=1: a comparison with the authors' code that
+    cannot run fails there; a bare pytest skips it and prints the reason."""
+    import os
+    import subprocess
+    import sys
+    from conftest import REPO
+    env = dict(os.environ, RESNEST_AUTHORS_DIR=str(tmp_path / "nothing"),
+               RESNEST_REQUIRE_REFERENCE=required)
+    proc = subprocess.run([sys.executable, "-m", "pytest", "-q", "-rs", "-p", "no:cacheprovider",
+                           os.path.join(REPO, "tests", "test_reference.py") +
+                           "::test_same_logits_as_authors[resnest50]"],
+                          env=env, capture_output=True, text=True, timeout=300, cwd=REPO)
+    assert f"1 {outcome}" in proc.stdout, proc.stdout[-2000:]
+    assert "not unpacked" in proc.stdout

@@ -121,6 +121,12 @@ def test_bad_inputs_are_one_sentence_errors(main, data, tmp_path):
     with pytest.raises(UserError, match="does not exist"):
         main(["--model", "resnest_tiny", "--resume", str(data / "tiny3.params"),
               "--rec-val", str(tmp_path / "missing.rec")])
+    with pytest.raises(UserError, match="crop size 0 is too small"):        # not 224
+        main(["--model", "resnest_tiny", "--resume", str(data / "tiny3.params"),
+              "--crop-size", "0"] + rec)
+    with pytest.raises(UserError, match="--crop-size 40000 with batch size 8 needs at least"):
+        main(["--model", "resnest_tiny", "--resume", str(data / "tiny3.params"),
+              "--crop-size", "40000", "--batch-size", "8"] + rec)
     # From the command line: exit code 2 and a single line on stderr, no traceback.
     proc = subprocess.run([sys.executable, VERIFY, "--model", "resnest_tiny", "--resume",
                            str(data / "tiny3.params"), "--rec-val", str(tmp_path / "no.rec")],

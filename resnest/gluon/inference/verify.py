@@ -72,6 +72,9 @@ def verify(cfg, dist=None):
     transform = eval_transform(cfg.model, size if cfg.crop_size is None else cfg.crop_size,
                                ratio if cfg.crop_ratio is None else cfg.crop_ratio)
     settings = transform.settings
+    from ..utils.memory import check_fits_in_memory
+    check_fits_in_memory(cfg.batch_size, settings.crop_size, dist.ctx, training=False,
+                         flag="--crop-size")
     per_step = cfg.batch_size * len(dist.contexts)
     loader = eval_loader(cfg.data, per_step, transform, dist.rank, dist.size, cfg.num_workers)
     loaded = load_model(cfg.model, cfg.weights, ctx=dist.contexts)
