@@ -7,6 +7,7 @@
 """
 import contextlib
 import os
+import sys
 import tempfile
 
 import mxnet as mx
@@ -60,6 +61,36 @@ def _onnx_opset(version):
         onnx.defs.onnx_opset_version = original
 
 
+def _onnx_compat():
+    """Give onnx >= 1.16 back the ``onnx.mapping`` module that MXNet 1.9's exporter imports.
+
+    onnx 1.16 removed it (onnxruntime's quantization tools need onnx >= 1.16); MXNet only
+    reads its two dtype tables, rebuilt here from ``onnx.helper``'s conversion functions.
+    Older onnx keeps its own module. Returns the module.
+    """
+    import onnx
+    try:
+        from onnx import mapping
+        return mapping
+    except ImportError:
+        pass
+    import types
+    from onnx import helper
+    to_np, to_tensor = {}, {}
+    for tensor_type in onnx.TensorProto.DataType.values():
+        try:
+            np_type = helper.tensor_dtype_to_np_dtype(tensor_type)
+        except (KeyError, ValueError, TypeError):
+            continue                                    # UNDEFINED
+        to_np[tensor_type] = np_type
+        if np_type.type.__module__ == "numpy":          # not ml_dtypes' bfloat16, float8, int4
+            to_tensor.setdefault(np_type, tensor_type)
+    mapping = types.ModuleType("onnx.mapping", "dtype tables for MXNet's ONNX exporter")
+    mapping.TENSOR_TYPE_TO_NP_TYPE, mapping.NP_TYPE_TO_TENSOR_TYPE = to_np, to_tensor
+    sys.modules["onnx.mapping"] = onnx.mapping = mapping
+    return mapping
+
+
 def export_onnx(net, path, input_size=224, batch_size=1, dynamic_batch=True):
     """Write ``net`` as an ONNX model (opset :data:`ONNX_OPSET`) to ``path``; returns ``path``.
 
@@ -73,6 +104,7 @@ def export_onnx(net, path, input_size=224, batch_size=1, dynamic_batch=True):
             kwargs = dict(dynamic=True, dynamic_input_shapes=[(None, 3, input_size, input_size)])
         folder = os.path.dirname(os.path.abspath(path))
         os.makedirs(folder, exist_ok=True)
+        _onnx_compat()
         with _onnx_opset(ONNX_OPSET):
             mx.onnx.export_model(symbol, params, in_shapes=[shape], in_types=[np.float32],
                                  onnx_file_path=path, **kwargs)
