@@ -60,7 +60,7 @@ def build_candidates(model, batch_size, input_size, dtypes=("float32",), plain=F
     resnet50_v1d). Returns ``(candidates, skipped)`` where skipped lists ``(label, reason)``.
     """
     from resnest.gluon import UserError
-    from resnest.gluon.inference import INT8_EXCLUDE_FAST, optimize
+    from resnest.gluon.inference import optimize
     ctx = ctx or mx.cpu()
     x = mx.nd.random.uniform(shape=(batch_size, 3, input_size, input_size), ctx=ctx)
     found, skipped = [], []
@@ -84,12 +84,6 @@ def build_candidates(model, batch_size, input_size, dtypes=("float32",), plain=F
             found.append(Candidate("ours", model, dtype, "optimized", net, x))
         except UserError as err:
             skipped.append((f"ours:{model}:{dtype}", str(err)))
-        if dtype == "int8":
-            # Also the faster, less accurate choice: split-attention convs in int8 as well.
-            net = optimize(_fresh("ours", model, classes, x), dtype, ctx=ctx, calib_data=calib,
-                           input_size=input_size, batch_size=batch_size, calib_mode="naive",
-                           exclude=INT8_EXCLUDE_FAST)
-            found.append(Candidate("ours", model, dtype, "int8-fast", net, x))
     if onnx:
         found.append(_onnx_candidate(model, classes, x, workdir))
     return found, skipped

@@ -4,6 +4,9 @@
 >>> net2 = load_exported("out/resnest50")
 >>> export_onnx(net, "out/resnest50.onnx")       # batch dimension left dynamic
 >>> run = onnx_runner("out/resnest50.onnx"); logits = run(images_nchw_float32)
+
+For a model that evaluates and predicts like the others, use
+``optimize(net, dtype, backend="onnxruntime" | "openvino")``, which exports underneath.
 """
 import contextlib
 import os
@@ -94,8 +97,11 @@ def _onnx_compat():
 def export_onnx(net, path, input_size=224, batch_size=1, dynamic_batch=True):
     """Write ``net`` as an ONNX model (opset :data:`ONNX_OPSET`) to ``path``; returns ``path``.
 
-    With ``dynamic_batch`` the batch dimension is symbolic, so any batch size runs.
+    With ``dynamic_batch`` the batch dimension is symbolic, so any batch size runs. Needs the
+    ``onnx`` package (``pip install resnest[deploy]``).
     """
+    from .engine import require
+    require("onnx", "ONNX export")
     with tempfile.TemporaryDirectory() as tmp:
         symbol, params = export_symbol(net, os.path.join(tmp, "net"), input_size, batch_size)
         shape = (batch_size, 3, input_size, input_size)
@@ -115,34 +121,31 @@ def export_onnx(net, path, input_size=224, batch_size=1, dynamic_batch=True):
 def _weights_as_constants(path):
     # MXNet lists every weight as a graph input too, which forbids onnxruntime to fold BN into
     # the convolutions; inputs that are initializers are dropped so that weights are constants.
+    # MXNet also leaves Conv, Split, pooling ... nodes unnamed: each gets the name of its first
+    # output (MXNet's layer name), so int8 exclusion lists and profiles can address every node.
     import onnx
     model = onnx.load(path)
     weights = {init.name for init in model.graph.initializer}
     inputs = [i for i in model.graph.input if i.name not in weights]
     del model.graph.input[:]
     model.graph.input.extend(inputs)
+    for node in model.graph.node:
+        if not node.name:
+            node.name = node.output[0]
     onnx.save(model, path)
 
 
 def onnx_runner(path, threads=None):
     """A function ``numpy NCHW float32 -> numpy logits`` running ``path`` in onnxruntime
-    on the CPU with ``threads`` intra-op threads (default: ``OMP_NUM_THREADS`` or all cores).
-    A model with several outputs (a backbone's feature maps) gives the list of them."""
-    try:
-        import onnxruntime as ort
-    except ImportError:
-        raise UserError("onnxruntime is not installed; pip install onnxruntime.") from None
-    options = ort.SessionOptions()
-    options.intra_op_num_threads = int(threads or os.environ.get(
-        "OMP_NUM_THREADS", len(os.sched_getaffinity(0))))
-    options.inter_op_num_threads = 1
-    options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
-    options.log_severity_level = 3
-    session = ort.InferenceSession(path, options, providers=["CPUExecutionProvider"])
-    name = session.get_inputs()[0].name
-    single = len(session.get_outputs()) == 1
+    on the CPU (:func:`resnest.gluon.inference.onnxruntime.session`: ``threads`` intra-op
+    threads, default ``OMP_NUM_THREADS`` or all cores). A model with several outputs (a
+    backbone's feature maps) gives the list of them."""
+    from .onnxruntime import session
+    sess = session(path, threads)
+    name = sess.get_inputs()[0].name
+    single = len(sess.get_outputs()) == 1
 
     def run(images):
-        outputs = session.run(None, {name: np.ascontiguousarray(images, dtype=np.float32)})
+        outputs = sess.run(None, {name: np.ascontiguousarray(images, dtype=np.float32)})
         return outputs[0] if single else outputs
     return run
