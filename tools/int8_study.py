@@ -1,0 +1,115 @@
+"""int8 accuracy you can trust: top-1 agreement of int8 with float32 on held-out real images,
+per backend and per choice of the layers kept in float32, with the speed each choice buys.
+
+    python tools/int8_study.py --json int8_study.json                  # about 6 min on 2 cores
+    python tools/int8_study.py --speed --speed-model resnest50 --json int8_study.json
+
+A narrow ResNeSt-14 (the real split-attention block, radix 2, stage widths 16-128) is trained
+on 64-px patches of 17 photos (:mod:`tools.photos`, one class per photo; the held-out patches
+come from image regions training never sees). Each backend's int8 model, calibrated on 64
+training-region patches, then classifies the held-out patches; agreement is the fraction whose
+top-1 class equals the float32 model's. ``--speed`` times, for each backend and exclusion,
+ResNeSt-50 int8 (random weights, calibrated on photo crops) against the authors' float32
+model, interleaved in one process (:mod:`tools.timing`).
+"""
+import argparse
+import os
+import sys
+import tempfile
+import time
+
+import numpy as np
+
+sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+
+__all__ = ["CONFIGS", "build", "train", "logits", "agreement_rows",
+           "speed_rows", "format_table", "main"]
+
+_STEM, _FC = "conv1conv0_fwd", "dense0_fwd"
+# What stays float32 in each configuration (node-name substrings, for every backend).
+CONFIGS = {
+    "all": (),
+    "base": (_STEM, _FC),
+    "sa_attn_fp32": (_STEM, _FC, "splitattentionconv0_conv1_fwd",
+                     "splitattentionconv0_conv2_fwd", "splitattentionconv0_softmax"),
+    "sa_conv_fp32": (_STEM, _FC, "splitattentionconv0_conv0_fwd"),
+    "sa_all_fp32": (_STEM, _FC, "splitattentionconv0_"),
+}
+
+
+def _study_config():
+    from resnest.gluon.models.resnet import ResNetConfig
+    return ResNetConfig((1, 1, 1, 1), channels=(16, 32, 64, 128), stem_width=16)
+
+
+
+
+
+def build(classes=17, config=None):
+    """The study's narrow ResNeSt-14 (``config`` overrides its :class:`ResNetConfig`)."""
+    from resnest.gluon.models.resnet import ResNet
+    return ResNet(config or _study_config(), classes=classes)
+
+
+def train(net, steps, size=64, batch_size=32, lr=0.05, seed=0, log=None):
+    """SGD with momentum, cosine learning rate, 20-step warm-up, on fresh training patches
+    every step; returns ``net``."""
+    import mxnet as mx
+    from tools.photos import patches
+    mx.random.seed(seed)
+    net.initialize(mx.init.Xavier(magnitude=2))
+    net.hybridize(static_alloc=True)
+    trainer = mx.gluon.Trainer(net.collect_params(), "sgd",
+                               {"learning_rate": lr, "momentum": 0.9, "wd": 5e-4})
+    loss_fn = mx.gluon.loss.SoftmaxCrossEntropyLoss()
+    for step in range(steps):
+        images, labels = patches(batch_size, "train", size, seed=1000 * seed + step)
+        warm = min(1.0, (step + 1) / 20)
+        trainer.set_learning_rate(lr * warm * 0.5 * (1 + np.cos(np.pi * step / steps)))
+        with mx.autograd.record():
+            loss = loss_fn(net(mx.nd.array(images)), mx.nd.array(labels))
+        loss.backward()
+        trainer.step(batch_size)
+        if log and (step + 1) % 50 == 0:
+            log(f"step {step + 1}/{steps} loss {float(loss.mean().asscalar()):.3f}")
+    return net
+
+
+def logits(fn, images, batch=100):
+    """Logits (numpy) of ``fn`` over ``images`` in batches of ``batch`` (the last one smaller)."""
+    import mxnet as mx
+    return np.concatenate([fn(mx.nd.array(images[i:i + batch])).asnumpy()
+                           for i in range(0, len(images), batch)])
+
+
+def _copy(net, params, classes):
+    fresh = build(classes)
+    fresh.load_parameters(params)
+    return fresh
+
+
+def agreement_rows(net, images, labels, calib, backends, configs, classes=17, batch=100):
+    """One row per backend x configuration: int8 top-1 agreement with the float32 model on
+    ``images`` and int8 top-1 on ``labels`` (the float32 top-1 in every row)."""
+    import mxnet as mx
+    from resnest.gluon.inference import optimize
+    reference = logits(net, images, batch).argmax(1)
+    fp32_top1 = float((reference == labels).mean())
+    size = images.shape[-1]
+    rows = []
+    with tempfile.TemporaryDirectory() as tmp:
+        params = os.path.join(tmp, "net.params")
+        net.save_parameters(params)
+        for backend in backends:
+            for name in configs:
+                start = time.time()
+                fast = optimize(_copy(net, params, classes), "int8", backend=backend,
+                                calib_data=[mx.nd.array(calib)], input_size=size,
+                                batch_size=batch, exclude=CONFIGS[name])
+                got = logits(fast, images, batch).argmax(1)
+                rows.append(dict(backend=backend, config=name, fp32=list(CONFIGS[name]),
+                                 agreement=float((got == reference).mean()),
+                                 int8_top1=float((got == labels).mean()),
+                                 fp32_top1=fp32_top1, images=len(images),
+                                 build_s=round(time.time() - start, 1)))
+    return rows
