@@ -2,7 +2,9 @@
 per backend and per choice of the layers kept in float32, with the speed each choice buys.
 
     python tools/int8_study.py --json int8_study.json                  # about 6 min on 2 cores
-    python tools/int8_study.py --speed --speed-model resnest50 --json int8_study.json
+    python tools/int8_study.py --params tests/fixtures/int8_study.params --speed \
+        --configs base sa_all_fp32 all --json int8_speed.json
+    python tools/int8_study.py --save-params tests/fixtures/int8_study.params   # the fixture
 
 A narrow ResNeSt-14 (the real split-attention block, radix 2, stage widths 16-128) is trained
 on 64-px patches of 17 photos (:mod:`tools.photos`, one class per photo; the held-out patches
@@ -113,3 +115,107 @@ def agreement_rows(net, images, labels, calib, backends, configs, classes=17, ba
                                  fp32_top1=fp32_top1, images=len(images),
                                  build_s=round(time.time() - start, 1)))
     return rows
+
+
+def speed_rows(backends, configs, model="resnest50", size=224, batch=16, rounds=5, classes=1000):
+    """Speed-up over the authors' float32 ``model`` (plain hybridized, random weights) of our
+    int8 per backend x configuration, interleaved in this process; one row each."""
+    import mxnet as mx
+    from resnest.gluon import get_model
+    from resnest.gluon.inference import optimize
+    from tools.inference_bench import _fresh, _plain
+    from tools.photos import calibration_patches
+    from tools.timing import LoadMeter, summarize, time_interleaved
+    x = mx.nd.random.uniform(-2, 2, shape=(batch, 3, size, size))
+    calib = [mx.nd.array(calibration_patches(16, size))]
+    fns = {"authors": _plain(_fresh("authors", model, classes, x), x)}
+    for backend in backends:
+        for name in configs:
+            net = get_model(model, classes=classes)
+            net.initialize(mx.init.Xavier())
+            fns[(backend, name)] = optimize(net, "int8", backend=backend, calib_data=calib,
+                                            input_size=size, batch_size=batch,
+                                            calib_mode="naive", exclude=CONFIGS[name])
+    with LoadMeter() as load:
+        times = time_interleaved(fns, x, rounds=rounds, runs_per_round=1, warmup=2,
+                                 shuffle=True)
+    base = summarize(times["authors"], batch)
+    rows = []
+    for key in fns:
+        if key == "authors":
+            continue
+        got = summarize(times[key], batch)
+        rows.append(dict(backend=key[0], config=key[1], model=model, input_size=size,
+                         batch_size=batch, median_ms=round(got.median_ms, 1),
+                         authors_median_ms=round(base.median_ms, 1),
+                         speedup=round(base.median_ms / got.median_ms, 2), **load.as_dict()))
+    return rows
+
+
+def format_table(agreement, speed=()):
+    """Markdown table: backend, configuration, speed-up (when measured), agreement, top-1."""
+    speeds = {(r["backend"], r["config"]): r["speedup"] for r in speed}
+    lines = ["| backend | kept in float32 | speed-up vs authors fp32 | top-1 agreement | "
+             "int8 top-1 (fp32) |", "|---|---|---|---|---|"]
+    for r in agreement:
+        key = (r["backend"], r["config"])
+        up = f"{speeds[key]:.2f}x" if key in speeds else "-"
+        lines.append(f"| {r['backend']} | {r['config']} | {up} | {100 * r['agreement']:.2f}% | "
+                     f"{100 * r['int8_top1']:.2f}% ({100 * r['fp32_top1']:.2f}%) |")
+    return "\n".join(lines)
+
+
+def parse_args(argv):
+    p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    p.add_argument("--backends", nargs="+", default=["mxnet", "onnxruntime", "openvino"])
+    p.add_argument("--configs", nargs="+", default=list(CONFIGS), choices=list(CONFIGS))
+    p.add_argument("--steps", type=int, default=700, help="training steps of 32 patches")
+    p.add_argument("--size", type=int, default=64, help="patch size (px)")
+    p.add_argument("--heldout", type=int, default=2380, help="held-out patches (140 a class)")
+    p.add_argument("--speed", action="store_true", help="also time each int8 configuration")
+    p.add_argument("--speed-model", default="resnest50")
+    p.add_argument("--speed-size", type=int, default=224)
+    p.add_argument("--speed-batch", type=int, default=16)
+    p.add_argument("--speed-rounds", type=int, default=5)
+    p.add_argument("--save-params", metavar="FILE",
+                   help="keep the trained model (tests/fixtures/int8_study.params is made so)")
+    p.add_argument("--params", metavar="FILE", help="use this trained model, do not train")
+    p.add_argument("--json", metavar="FILE")
+    return p.parse_args(argv)
+
+
+def main(argv=None):
+    import json
+    from resnest.gluon.utils.threads import own_threads
+    threads = own_threads()
+    args = parse_args(argv)
+    from tools.photos import calibration_patches, patches
+    from tools.timing import cpu_info
+    start = time.time()
+    if args.params:
+        net = build()
+        net.load_parameters(args.params)
+    else:
+        net = train(build(), args.steps, args.size, log=lambda m: print(m, flush=True))
+        print(f"trained in {time.time() - start:.0f} s", flush=True)
+    if args.save_params:
+        net.save_parameters(args.save_params)
+    images, labels = patches(args.heldout, "heldout", args.size, seed=123)
+    agreement = agreement_rows(net, images, labels, calibration_patches(64, args.size),
+                               args.backends, args.configs)
+    speed = speed_rows(args.backends, args.configs, args.speed_model, args.speed_size,
+                       args.speed_batch, args.speed_rounds) if args.speed else []
+    print(format_table(agreement, speed))
+    if speed:
+        print(f"speed: {args.speed_model} at {args.speed_size}, batch {args.speed_batch}; other "
+              f"processes used {speed[0]['other_cores']} cores while timing")
+    if args.json:
+        with open(args.json, "w") as f:
+            json.dump({"cpu": cpu_info(), "threads": threads, "args": vars(args),
+                       "agreement": agreement, "speed": speed}, f, indent=1)
+    return 0
+
+
+if __name__ == "__main__":
+    from resnest.gluon.utils.cli import run_cli
+    run_cli(main)
