@@ -7,12 +7,9 @@ spin-waiting unless :func:`~resnest.gluon.utils.threads.spin_wait` allows it: sp
 keep a core busy after every operator, which on a shared machine starves the other processes
 and the next model (measured in NOTES-infer.md).
 """
-import os
-
 from ..utils.threads import cpu_threads, spin_wait
-from .calibration import calibration_arrays
-from .engine import EngineModel, exported_onnx, require
-from .quantize import ONNX_INT8_EXCLUDE, check_calibration, int8_layers, quantize_onnx
+from .engine import EngineModel, require
+from .quantize import ONNX_INT8_EXCLUDE, engine_onnx
 
 __all__ = ["DTYPES", "session", "optimize_onnxruntime"]
 
@@ -42,19 +39,7 @@ def optimize_onnxruntime(net, dtype, calib_data, input_size, batch_size, calib_m
                          workdir=None):
     """:func:`~resnest.gluon.inference.optimize` for ``backend='onnxruntime'``."""
     require("onnxruntime", "onnxruntime")
-    calib = None
-    if dtype == "int8":
-        calib = calibration_arrays(calib_data if calib_data is not None else [],
-                                   num_calib_batches)
-        check_calibration(calib, input_size)
-    with exported_onnx(net, input_size, batch_size, workdir) as (folder, path):
-        info = {"threads": int(threads or cpu_threads())}
-        if dtype == "int8":
-            int8_path = os.path.join(folder, "model.int8.onnx")
-            info["fp32_excluded"] = quantize_onnx(path, int8_path, calib, exclude, calib_mode)
-            info["int8_layers"] = int8_layers(int8_path)
-            path = int8_path
-        if workdir:
-            info["onnx"] = path
+    with engine_onnx(net, dtype, calib_data, input_size, batch_size, calib_mode, exclude,
+                     num_calib_batches, threads, workdir) as (path, info):
         sess = session(path, threads)
     return EngineModel(_runner(sess), "onnxruntime", dtype, input_size, info)

@@ -11,13 +11,9 @@ A model is compiled for one static batch size (the fastest form); other batch si
 compiled on first use and kept. Compilation uses ``threads`` inference threads (default: the
 cores this process owns), one stream and the latency hint.
 """
-import os
-
 from ..utils.errors import UserError
-from ..utils.threads import cpu_threads
-from .calibration import calibration_arrays
-from .engine import EngineModel, exported_onnx, require
-from .quantize import ONNX_INT8_EXCLUDE, check_calibration, int8_layers, quantize_onnx
+from .engine import EngineModel, require
+from .quantize import ONNX_INT8_EXCLUDE, engine_onnx
 
 __all__ = ["DTYPES", "bfloat16_supported", "runtime_precisions", "optimize_openvino"]
 
@@ -76,21 +72,9 @@ def optimize_openvino(net, dtype, calib_data, input_size, batch_size, calib_mode
     if dtype == "bfloat16" and not bfloat16_supported():
         raise UserError("OpenVINO cannot run bfloat16 on this CPU (it needs avx512_bf16 or "
                         "AMX); use float32 or int8.")
-    calib = None
-    if dtype == "int8":
-        calib = calibration_arrays(calib_data if calib_data is not None else [],
-                                   num_calib_batches)
-        check_calibration(calib, input_size)
     core = ov.Core()
-    info = {"threads": int(threads or cpu_threads())}
-    with exported_onnx(net, input_size, batch_size, workdir) as (folder, path):
-        if dtype == "int8":
-            int8_path = os.path.join(folder, "model.int8.onnx")
-            info["fp32_excluded"] = quantize_onnx(path, int8_path, calib, exclude, calib_mode)
-            info["int8_layers"] = int8_layers(int8_path)
-            path = int8_path
-        if workdir:
-            info["onnx"] = path
+    with engine_onnx(net, dtype, calib_data, input_size, batch_size, calib_mode, exclude,
+                     num_calib_batches, threads, workdir) as (path, info):
         model = core.read_model(path)
     config = {"INFERENCE_NUM_THREADS": info["threads"], "NUM_STREAMS": 1,
               "PERFORMANCE_HINT": "LATENCY",

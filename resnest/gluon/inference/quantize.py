@@ -7,13 +7,17 @@ ranges from min/max calibration on real images. onnxruntime runs the QDQ model w
 kernels; OpenVINO reads the same file and runs it in int8 too (its own quantizer, nncf, cannot
 be used here: nncf >= 2.15 needs numpy >= 1.24, and nncf 2.14 cannot read OpenVINO 2026 models).
 """
+import contextlib
 import os
 
 import numpy as np
 
-from .engine import require
+from ..utils.threads import cpu_threads
+from .calibration import calibration_arrays
+from .engine import exported_onnx, require
 
-__all__ = ["ONNX_INT8_EXCLUDE", "quantize_onnx", "int8_layers", "check_calibration"]
+__all__ = ["ONNX_INT8_EXCLUDE", "quantize_onnx", "int8_layers", "check_calibration",
+           "engine_onnx"]
 
 # What the QDQ int8 keeps in float32, as substrings of ONNX node names (each exported node is
 # named after its output, which carries MXNet's layer name): the stem's first conv (3 input
@@ -113,3 +117,26 @@ def check_calibration(arrays, input_size):
     if len(shape) != 4 or shape[1:] != (3, input_size, input_size):
         raise UserError(f"calibration batches are {shape} but the model is built for "
                         f"(N, 3, {input_size}, {input_size}); preprocess them at input_size.")
+
+
+@contextlib.contextmanager
+def engine_onnx(net, dtype, calib_data, input_size, batch_size, calib_mode, exclude,
+                num_calib_batches=None, threads=None, workdir=None):
+    """What an ONNX engine loads: ``net`` exported (and for int8 quantized) in ``workdir`` or
+    a temporary folder; yields ``(path, info)`` with the build facts (threads, excluded nodes,
+    which layers are int8, the file when kept)."""
+    calib = None
+    if dtype == "int8":
+        calib = calibration_arrays(calib_data if calib_data is not None else [],
+                                   num_calib_batches)
+        check_calibration(calib, input_size)
+    info = {"threads": int(threads or cpu_threads())}
+    with exported_onnx(net, input_size, batch_size, workdir) as (folder, path):
+        if dtype == "int8":
+            int8_path = os.path.join(folder, "model.int8.onnx")
+            info["fp32_excluded"] = quantize_onnx(path, int8_path, calib, exclude, calib_mode)
+            info["int8_layers"] = int8_layers(int8_path)
+            path = int8_path
+        if workdir:
+            info["onnx"] = path
+        yield path, info
