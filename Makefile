@@ -16,7 +16,7 @@ setup: $(STAMP) $(HVD_STAMP) $(REF)
 $(STAMP): setup.py constraints.txt
 	$(PY) -m venv $(VENV)
 	$(BIN)/pip install --disable-pip-version-check -q --upgrade "pip<25" wheel "setuptools<70"
-	$(PIP) -q -e ".[cpu,train,test]"
+	$(PIP) -q -e ".[cpu,train,test,deploy]"
 	touch $@
 
 # Horovod is compiled against the installed MXNet (about 4 minutes on 2 cores); Gloo, no MPI.

@@ -15,6 +15,10 @@ setup(
     extras_require={
         "cpu": ["mxnet==1.9.1"],
         "train": ["gluoncv==0.10.5.post0", "matplotlib", "scikit-learn", "scipy", "pandas"],
-        "test": ["pytest", "pytest-timeout", "onnx", "onnxruntime"],  # pinned in constraints.txt
+        "test": ["pytest", "pytest-timeout"],
+        # Export and the other inference engines (optimize(backend="onnxruntime"/"openvino"))
+        # and the int8 study's real photos (scikit-image's bundled images); pinned together in
+        # constraints.txt.
+        "deploy": ["onnx", "onnxruntime", "openvino", "ml_dtypes", "sympy", "scikit-image"],
     },
 )

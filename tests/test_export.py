@@ -1,5 +1,6 @@
 """Exported symbol+params reload to the same logits; the ONNX export matches in onnxruntime."""
 import os
+import sys
 
 import mxnet as mx
 import numpy as np
@@ -51,3 +52,22 @@ def test_onnx_matches_mxnet_with_dynamic_batch(tmp_path, net_and_x):
     assert model.opset_import[0].version == 13
     # Weights are constants, not inputs: the only input is the image batch.
     assert [i.name for i in model.graph.input] == ["data"]
+
+
+def test_export_runs_on_an_onnx_without_onnx_mapping(tmp_path, net_and_x, monkeypatch):
+    """onnx releases after 1.18 drop ``onnx.mapping``, which MXNet 1.9's exporter imports;
+    export_onnx supplies it. Simulated here by hiding the module; the export must still match
+    MXNet in onnxruntime, and every node must carry a name (MXNet leaves convs unnamed)."""
+    onnx = pytest.importorskip("onnx")
+    pytest.importorskip("onnxruntime")
+    monkeypatch.delattr(onnx, "mapping", raising=False)
+    monkeypatch.setitem(sys.modules, "onnx.mapping", None)       # import raises ImportError
+    net, x = net_and_x
+    path = export_onnx(net, str(tmp_path / "m.onnx"), input_size=48, batch_size=2)
+    np.testing.assert_allclose(onnx_runner(path, threads=1)(x.asnumpy()), net(x).asnumpy(),
+                               rtol=1e-4, atol=1e-5)
+    assert onnx.mapping.NP_TYPE_TO_TENSOR_TYPE[np.dtype("float32")] == onnx.TensorProto.FLOAT
+    nodes = onnx.load(path).graph.node
+    assert all(node.name for node in nodes)
+    convs = [node.name for node in nodes if node.op_type == "Conv"]
+    assert convs[0] == "resnest_conv1conv0_fwd" and len(convs) == 27

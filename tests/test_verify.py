@@ -76,6 +76,45 @@ def test_int8_counts_every_image_and_calibrates_across_the_file(main, data):
     assert abs(int8["correct1"] - fp32["correct1"]) <= IMAGES // 3
 
 
+@pytest.mark.parametrize("backend", ["onnxruntime", "openvino"])
+def test_backend_float32_counts_equal_mxnet_and_int8_runs(main, data, backend):
+    pytest.importorskip(backend)
+    rec = ["--rec-val", str(data / "val.rec")]
+    mxnet = _verify(main, data, *rec)
+    fp32 = _verify(main, data, *rec, "--backend", backend)
+    assert fp32["backend"] == backend and fp32["images"] == IMAGES
+    assert (fp32["correct1"], fp32["correct5"]) == (mxnet["correct1"], mxnet["correct5"])
+    assert fp32["loss"] == pytest.approx(mxnet["loss"], rel=1e-4)
+    int8 = _verify(main, data, *rec, "--backend", backend, "--dtype", "int8",
+                   "--calib-batches", "3", batch_size=7)
+    assert int8["images"] == IMAGES and int8["dtype"] == "int8"
+    assert abs(int8["correct1"] - fp32["correct1"]) <= IMAGES // 3
+
+
+def test_demo_rows_carry_verify_top1_and_timed_latency(main, data, tmp_path):
+    """tools.accuracy_latency: the demo's rows of measured top-1 per backend and dtype plus
+    latency, and the chart drawn from them."""
+    pytest.importorskip("onnxruntime")
+    sys.path.insert(0, REPO)
+    from tools.accuracy_latency import accuracy_latency, format_rows
+    want = _verify(main, data, "--rec-val", str(data / "val.rec"), "--backend", "onnxruntime")
+    rows, skipped = accuracy_latency("resnest_tiny", str(data / "tiny3.params"),
+                                     str(data / "val.rec"), backends=("mxnet", "onnxruntime"),
+                                     dtypes=("float32", "bfloat16"), batch_sizes=(1, 4),
+                                     rounds=3, chart=str(tmp_path / "chart.png"))
+    assert ("onnxruntime:bfloat16" in dict(skipped)
+            and "does not run bfloat16" in dict(skipped)["onnxruntime:bfloat16"])
+    by_key = {(r["backend"], r["dtype"], r["batch_size"]): r for r in rows}
+    assert {k[2] for k in by_key} == {1, 4}
+    for batch in (1, 4):
+        row = by_key[("onnxruntime", "float32", batch)]
+        assert row["top1"] == want["top1"] and row["images"] == IMAGES
+        assert row["ms_per_image"] == pytest.approx(row["median_ms"] / batch, rel=1e-3)
+        assert row["runs"] == 3 and row["median_ms"] <= row["p99_ms"]
+    assert (tmp_path / "chart.png").stat().st_size > 1000
+    assert len(format_rows(rows)) == len(rows) + 1
+
+
 def test_rec_dir_and_class_folders_give_the_same_counts(main, data):
     os.makedirs(data / "recdir", exist_ok=True)
     for ext in (".rec", ".idx", ".classes.txt", ".lst"):

@@ -21,10 +21,11 @@ def _epochs(train_dir):
 def _benchmark_lines(bench_json):
     with open(bench_json) as f:
         rows = json.load(f)
-    lines = [f"  {'impl':8s} {'dtype':9s} {'mode':10s} {'batch':>5s} {'median ms':>10s} "
-             f"{'p90 ms':>8s} {'p99 ms':>8s} {'img/s':>8s}"]
+    lines = [f"  {'impl':8s} {'backend':12s} {'dtype':9s} {'mode':10s} {'batch':>5s} "
+             f"{'median ms':>10s} {'p90 ms':>8s} {'p99 ms':>8s} {'img/s':>8s}"]
     for r in rows:
-        lines.append(f"  {r['impl']:8s} {r['dtype']:9s} {r.get('mode', ''):10s} {r['batch_size']:5d} "
+        lines.append(f"  {r['impl']:8s} {r.get('backend', 'mxnet'):12s} {r['dtype']:9s} "
+                     f"{r.get('mode', ''):10s} {r['batch_size']:5d} "
                      f"{r['median_ms']:10.2f} {r['p90_ms']:8.2f} {r['p99_ms']:8.2f} "
                      f"{r['images_per_s']:8.1f}")
     return lines

@@ -1,16 +1,87 @@
-"""Timing of model forward passes: warm-up, synchronisation, percentiles, interleaved rounds.
+"""Timing of model forward passes: warm-up, synchronisation, percentiles, interleaved rounds,
+and what else ran on the machine meanwhile.
 
 MXNet runs asynchronously: a forward call returns before the work is done, so every timed call
 ends with ``wait_to_read()`` on its output. Shared machines are noisy, so candidates are timed
-in interleaved rounds (A, B, C, A, B, C, ...) inside one process and compared by their medians.
+in interleaved rounds (A, B, C, A, B, C, ...) inside one process and compared by their medians,
+and :class:`LoadMeter` records how much CPU the other processes used during the timing: a run
+where they used more than :data:`NOISY_CORES` is flagged, its absolute times are not those of
+a quiet machine (only the ratios of interleaved candidates stay comparable).
 """
 import math
+import os
+import random
 import time
 from dataclasses import dataclass
 
 import mxnet as mx
 
-__all__ = ["Timing", "percentile", "summarize", "time_calls", "time_interleaved", "sync_output"]
+__all__ = ["Timing", "LoadMeter", "NOISY_CORES", "cpu_info", "percentile", "summarize",
+           "time_calls", "time_interleaved", "sync_output"]
+
+# Other processes' CPU use (in cores) above which a timing run is flagged as noisy.
+NOISY_CORES = 0.1
+_ISA = ("avx2", "avx512f", "avx512_vnni", "avx512_bf16", "avx_vnni", "amx_tile", "amx_int8",
+        "amx_bf16")
+
+
+def cpu_info(path="/proc/cpuinfo"):
+    """``{'model', 'cores', 'isa': {flag: bool}, 'amx'}`` of this machine (Linux)."""
+    model, flags = "unknown", set()
+    try:
+        with open(path) as f:
+            for line in f:
+                key, _, value = line.partition(":")
+                if key.strip() == "model name" and model == "unknown":
+                    model = value.strip()
+                elif key.strip() == "flags" and not flags:
+                    flags = set(value.split())
+    except OSError:
+        pass
+    isa = {flag: flag in flags for flag in _ISA}
+    return {"model": model, "cores": len(os.sched_getaffinity(0)), "isa": isa,
+            "amx": isa["amx_tile"]}
+
+
+def _cpu_ticks():
+    """(busy ticks of the whole machine, steal ticks, this process's ticks, wall time)."""
+    with open("/proc/stat") as f:
+        fields = [int(v) for v in f.readline().split()[1:]]
+    with open("/proc/self/stat") as f:
+        own = f.read().rsplit(")", 1)[1].split()
+    busy = fields[0] + fields[1] + fields[2] + fields[5] + fields[6]   # user nice system irq softirq
+    steal = fields[7] if len(fields) > 7 else 0
+    return busy, steal, int(own[11]) + int(own[12]), time.time()
+
+
+class LoadMeter:
+    """Context manager: the CPU other processes used (``other_cores``, in cores) and the
+    hypervisor's steal (``steal_pct`` of all cores) while the block ran; ``noisy`` when the
+    others used more than :data:`NOISY_CORES`."""
+
+    other_cores = steal_pct = 0.0
+
+    def __enter__(self):
+        self._start = _cpu_ticks()
+        return self
+
+    def __exit__(self, *exc):
+        end = _cpu_ticks()
+        tick = os.sysconf("SC_CLK_TCK")
+        seconds = max(end[3] - self._start[3], 1e-6)
+        others = (end[0] - self._start[0]) - (end[2] - self._start[2])
+        self.other_cores = round(max(others, 0) / tick / seconds, 2)
+        self.steal_pct = round(100.0 * (end[1] - self._start[1]) / tick / seconds
+                               / (os.cpu_count() or 1), 1)
+        return False
+
+    @property
+    def noisy(self):
+        return self.other_cores > NOISY_CORES
+
+    def as_dict(self):
+        return {"other_cores": self.other_cores, "steal_pct": self.steal_pct,
+                "noisy": self.noisy}
 
 
 @dataclass(frozen=True)
@@ -77,7 +148,8 @@ def time_calls(fn, x, runs=10, warmup=3):
     return times
 
 
-def time_interleaved(candidates, x, rounds=5, runs_per_round=2, warmup=2):
+def time_interleaved(candidates, x, rounds=5, runs_per_round=2, warmup=2, shuffle=False,
+                     seed=0):
     """Time several callables on the same input in interleaved rounds.
 
     Parameters
@@ -88,6 +160,9 @@ def time_interleaved(candidates, x, rounds=5, runs_per_round=2, warmup=2):
         One input for all, or ``name -> input`` (e.g. a numpy array for onnxruntime).
     rounds, runs_per_round, warmup : int
         Each round times every candidate ``runs_per_round`` times, in turn.
+    shuffle : bool
+        A new random order of the candidates in every round (``seed``), so that none always
+        runs right after the same other one (a spinning engine slows the next candidate).
 
     Returns
     -------
@@ -99,7 +174,11 @@ def time_interleaved(candidates, x, rounds=5, runs_per_round=2, warmup=2):
         for _ in range(warmup):
             sync_output(fn(inputs[name]))
     times = {name: [] for name in candidates}
+    order, rng = list(candidates), random.Random(seed)
     for _ in range(rounds):
-        for name, fn in candidates.items():
-            times[name] += time_calls(fn, inputs[name], runs=runs_per_round, warmup=0)
+        if shuffle:
+            rng.shuffle(order)
+        for name in order:
+            times[name] += time_calls(candidates[name], inputs[name], runs=runs_per_round,
+                                      warmup=0)
     return times

@@ -1,13 +1,18 @@
-"""Inference latency and throughput of ResNeSt models, side by side with other implementations.
+"""Inference latency and throughput of ResNeSt models per backend, side by side with the
+authors' model.
 
-    python scripts/gluon/benchmark.py --models resnest50 --batch-sizes 1 16 \
-        --dtypes float32 int8 --baseline authors gluoncv --onnx --json bench.json --chart bench.png
+    python scripts/gluon/benchmark.py --models resnest50 --batch-sizes 16 1 \
+        --backends mxnet onnxruntime openvino --dtypes float32 int8 bfloat16 --json bench.json
 
-Per model x batch size x input size, every candidate (ours per dtype, optimized by
-``resnest.gluon.inference.optimize``; ``--plain`` ours hybridized only; baselines plain
-hybridized fp32; onnxruntime) is timed model-only on one random batch, in interleaved rounds
-in this one process, after warm-up, each call synchronised. Reports median / p90 / p99 ms per
-batch, img/s, the speed-up over each baseline, parameters and GFLOPs.
+Per model x batch size x input size, the authors' published Gluon model (plain hybridized
+float32: the 1.00x reference) and ours per backend and dtype (``optimize(net, dtype,
+backend=...)``; a combination that cannot run here is skipped with the reason) are timed
+model-only on one batch, in interleaved rounds (random order each round) in this one process,
+after warm-up, each call synchronised. Reports median / p90 / p99 ms per batch (50 rounds at
+batch 1 by default), img/s, the speed-up over each baseline (ratio of medians and the median of
+per-round ratios), the CPU model and ISA flags, and the CPU that other processes used while
+timing (runs where they used more than 0.1 core are flagged noisy). ``--chart`` plots measured
+accuracy (verify.py ``--json`` results given with ``--accuracy``) against latency.
 """
 import argparse
 import csv
@@ -17,6 +22,7 @@ import sys
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__)))))
 from resnest.gluon.utils.cli import run_cli  # noqa: E402
+from resnest.gluon.utils.errors import UserError  # noqa: E402
 from resnest.gluon.utils.threads import own_threads  # noqa: E402
 
 
@@ -25,29 +31,53 @@ def parse_args(argv):
     p.add_argument("--models", nargs="+", default=["resnest50"])
     p.add_argument("--batch-sizes", nargs="+", type=int, default=[1, 16])
     p.add_argument("--input-sizes", nargs="+", type=int, default=[224])
+    p.add_argument("--backends", nargs="+", default=["mxnet"],
+                   choices=("mxnet", "onnxruntime", "openvino"),
+                   help="engines for our model (onnxruntime, openvino: pip install "
+                        "resnest[deploy])")
     p.add_argument("--dtypes", nargs="+", default=["float32"],
                    choices=("float32", "bfloat16", "int8", "float16"))
     p.add_argument("--plain", action="store_true", help="also time our bare hybridized model")
-    p.add_argument("--baseline", nargs="*", default=[], choices=("authors", "gluoncv"),
-                   help="time these implementations (plain fp32) beside ours")
-    p.add_argument("--onnx", action="store_true", help="also time our ONNX export in onnxruntime")
-    p.add_argument("--rounds", type=int, default=5, help="interleaved rounds")
-    p.add_argument("--runs", type=int, default=2, help="timed calls per candidate per round")
-    p.add_argument("--warmup", type=int, default=2)
+    p.add_argument("--baseline", nargs="*", default=["authors"], choices=("authors", "gluoncv"),
+                   help="implementations timed plain fp32 beside ours (default: authors)")
+    p.add_argument("--rounds", type=int,
+                   help="interleaved rounds (default 50 at batch <= 2, else 10)")
+    p.add_argument("--runs", type=int, default=1, help="timed calls per candidate per round")
+    p.add_argument("--warmup", type=int, default=3)
     p.add_argument("--classes", type=int, default=1000)
     p.add_argument("--num-gpus", type=int, default=0)
+    p.add_argument("--shared-cpu", action="store_true",
+                   help="other processes use these cores: no spin-waiting (GOMP_SPINCOUNT=0, "
+                        "onnxruntime allow_spinning=0)")
     p.add_argument("--json", metavar="FILE")
     p.add_argument("--csv", metavar="FILE")
-    p.add_argument("--chart", metavar="PNG", help="latency per image vs published top-1")
+    p.add_argument("--chart", metavar="PNG", help="measured top-1 against latency per image")
+    p.add_argument("--accuracy", nargs="+", default=[], metavar="JSON",
+                   help="verify.py --json results: the measured top-1 of each backend/dtype")
     p.add_argument("--verbose", action="store_true", help="also show MXNet's native log lines")
     return p.parse_args(argv)
 
 
+def _write(args, rows):
+    if args.json:
+        with open(args.json, "w") as f:
+            json.dump(rows, f, indent=2)
+    if args.csv:
+        keys = sorted({k for r in rows for k in r if k != "isa"})
+        with open(args.csv, "w", newline="") as f:
+            writer = csv.DictWriter(f, fieldnames=keys, extrasaction="ignore")
+            writer.writeheader()
+            writer.writerows(rows)
+
+
 def main(argv=None):
-    threads = own_threads()
     args = parse_args(argv)
+    threads = own_threads(shared=args.shared_cpu or None)
+    if args.chart and not args.accuracy:
+        raise UserError("--chart plots measured accuracy against latency; pass the verify.py "
+                        "--json results of the same backends and dtypes with --accuracy.")
     import mxnet as mx
-    from tools.inference_bench import benchmark_rows, draw_chart, print_rows
+    from tools.inference_bench import accuracy_table, benchmark_rows, draw_chart, print_rows
     ctx = mx.gpu(0) if args.num_gpus > 0 else mx.cpu()
     rows = []
     for model in args.models:
@@ -57,17 +87,9 @@ def main(argv=None):
                 print_rows(group)
                 rows += group
     print(f"OMP_NUM_THREADS={threads}")
-    if args.json:
-        with open(args.json, "w") as f:
-            json.dump(rows, f, indent=2)
-    if args.csv:
-        keys = sorted({k for r in rows for k in r})
-        with open(args.csv, "w", newline="") as f:
-            writer = csv.DictWriter(f, fieldnames=keys)
-            writer.writeheader()
-            writer.writerows(rows)
+    _write(args, rows)
     if args.chart:
-        draw_chart(rows, args.chart)
+        draw_chart(rows, args.chart, accuracy_table(args.accuracy))
     return 0
 
 

@@ -3,6 +3,8 @@
     python scripts/gluon/verify.py --model resnest50 --rec-dir /data/imagenet/rec  # published
     python scripts/gluon/verify.py --model resnest50 --resume params/imagenet-resnest50-269.params \
         --rec-val /data/imagenet/rec/val.rec --dtype int8 --json result.json
+    python scripts/gluon/verify.py --model resnest50 --rec-dir /data/imagenet/rec \
+        --backend openvino --dtype int8        # pip install resnest[deploy]
     horovodrun -np 2 --gloo python scripts/gluon/verify.py --model resnest50 --data-dir val/
 
 Crop size and crop ratio default to the model's published evaluation settings (the authors'
@@ -34,10 +36,13 @@ def parse_args(argv):
                         "horovodrun)")
     p.add_argument("--dtype", default="float32",
                    choices=("float32", "float16", "bfloat16", "int8"))
+    p.add_argument("--backend", default="mxnet", choices=("mxnet", "onnxruntime", "openvino"),
+                   help="inference engine (onnxruntime, openvino: pip install resnest[deploy])")
     p.add_argument("--calib-batches", type=int, default=4,
                    help="int8: batches of the data, spread over it, for calibration")
-    p.add_argument("--calib-mode", default="entropy", choices=("entropy", "naive"),
-                   help="int8 calibration: KL-divergence thresholds (slow, accurate) or min/max")
+    p.add_argument("--calib-mode", choices=("entropy", "naive"),
+                   help="int8 calibration: KL-divergence thresholds or min/max (default: "
+                        "entropy for mxnet, min/max for onnxruntime and openvino)")
     p.add_argument("-j", "--num-workers", "--num-data-workers", dest="num_workers", type=int,
                    default=4, help="decoding processes")
     p.add_argument("--json", metavar="FILE", help="write the results here")
@@ -47,7 +52,7 @@ def parse_args(argv):
 
 
 def main(argv=None):
-    own_threads()
+    own_threads()                                     # RESNEST_SHARED_CPU=1: no spin-waiting
     args = parse_args(argv)
     from resnest.gluon.inference.verify import VerifyConfig, verify
     from resnest.gluon.utils.distributed import setup_distributed
@@ -55,11 +60,12 @@ def main(argv=None):
     data = args.rec_val or args.data_dir or os.path.join(args.rec_dir, "val.rec")
     cfg = VerifyConfig(args.model, data, args.resume, args.crop_size, args.crop_ratio,
                        args.batch_size, args.dtype, args.num_gpus, args.num_workers,
-                       args.calib_batches, args.calib_mode, not args.no_progress)
+                       args.calib_batches, args.calib_mode, not args.no_progress,
+                       args.backend)
     dist = setup_distributed(num_gpus=args.num_gpus)
     summary = verify(cfg, dist)
     if dist.is_root:
-        print(f"{args.model} {args.dtype} crop {summary['crop_size']} "
+        print(f"{args.model} {args.backend} {args.dtype} crop {summary['crop_size']} "
               f"({summary['preprocessing']}): top-1 {summary['top1']:.2f}% "
               f"top-5 {summary['top5']:.2f}% on {summary['images']} images; "
               f"model {summary['model_images_per_s']:.1f} img/s, "

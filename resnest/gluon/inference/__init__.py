@@ -1,13 +1,15 @@
-"""Running trained models: the fastest form for a device (:func:`optimize`), export
-(:mod:`.export`: MXNet symbol files, ONNX) and classifying images (:func:`predict`).
+"""Running trained models: the fastest form for a device and engine (:func:`optimize`: MXNet,
+onnxruntime or OpenVINO), export (:mod:`.export`: MXNet symbol files, ONNX) and classifying
+images (:func:`predict`).
 
 >>> from resnest.gluon.inference import optimize, predict, PredictConfig
->>> fast = optimize(net, "int8", calib_data=batches)
+>>> fast = optimize(net, "int8", backend="onnxruntime", calib_data=batches)
 >>> for row in predict(PredictConfig("resnest50", ["photos/"])): print(row.image, row.top[0])
 """
-from .optimize import DTYPES, INT8_EXCLUDE, INT8_EXCLUDE_FAST, bfloat16_supported, \
-    calibration_batches, optimize
+from .optimize import BACKENDS, DTYPES, INT8_EXCLUDE, ONNX_INT8_EXCLUDE, bfloat16_supported, \
+    calibration_arrays, calibration_batches, default_exclude, optimize, spread_batches
 from .predict import PredictConfig, Prediction, predict
 
-__all__ = ["DTYPES", "INT8_EXCLUDE", "INT8_EXCLUDE_FAST", "bfloat16_supported",
-           "calibration_batches", "optimize", "PredictConfig", "Prediction", "predict"]
+__all__ = ["BACKENDS", "DTYPES", "INT8_EXCLUDE", "ONNX_INT8_EXCLUDE", "bfloat16_supported",
+           "calibration_arrays", "calibration_batches", "default_exclude", "optimize",
+           "spread_batches", "PredictConfig", "Prediction", "predict"]

@@ -4,9 +4,13 @@
 >>> net2 = load_exported("out/resnest50")
 >>> export_onnx(net, "out/resnest50.onnx")       # batch dimension left dynamic
 >>> run = onnx_runner("out/resnest50.onnx"); logits = run(images_nchw_float32)
+
+For a model that evaluates and predicts like the others, use
+``optimize(net, dtype, backend="onnxruntime" | "openvino")``, which exports underneath.
 """
 import contextlib
 import os
+import sys
 import tempfile
 
 import mxnet as mx
@@ -60,11 +64,44 @@ def _onnx_opset(version):
         onnx.defs.onnx_opset_version = original
 
 
+def _onnx_compat():
+    """Give onnx >= 1.16 back the ``onnx.mapping`` module that MXNet 1.9's exporter imports.
+
+    onnx 1.16 removed it (onnxruntime's quantization tools need onnx >= 1.16); MXNet only
+    reads its two dtype tables, rebuilt here from ``onnx.helper``'s conversion functions.
+    Older onnx keeps its own module. Returns the module.
+    """
+    import onnx
+    try:
+        from onnx import mapping
+        return mapping
+    except ImportError:
+        pass
+    import types
+    from onnx import helper
+    to_np, to_tensor = {}, {}
+    for tensor_type in onnx.TensorProto.DataType.values():
+        try:
+            np_type = helper.tensor_dtype_to_np_dtype(tensor_type)
+        except (KeyError, ValueError, TypeError):
+            continue                                    # UNDEFINED
+        to_np[tensor_type] = np_type
+        if np_type.type.__module__ == "numpy":          # not ml_dtypes' bfloat16, float8, int4
+            to_tensor.setdefault(np_type, tensor_type)
+    mapping = types.ModuleType("onnx.mapping", "dtype tables for MXNet's ONNX exporter")
+    mapping.TENSOR_TYPE_TO_NP_TYPE, mapping.NP_TYPE_TO_TENSOR_TYPE = to_np, to_tensor
+    sys.modules["onnx.mapping"] = onnx.mapping = mapping
+    return mapping
+
+
 def export_onnx(net, path, input_size=224, batch_size=1, dynamic_batch=True):
     """Write ``net`` as an ONNX model (opset :data:`ONNX_OPSET`) to ``path``; returns ``path``.
 
-    With ``dynamic_batch`` the batch dimension is symbolic, so any batch size runs.
+    With ``dynamic_batch`` the batch dimension is symbolic, so any batch size runs. Needs the
+    ``onnx`` package (``pip install resnest[deploy]``).
     """
+    from .engine import require
+    require("onnx", "ONNX export")
     with tempfile.TemporaryDirectory() as tmp:
         symbol, params = export_symbol(net, os.path.join(tmp, "net"), input_size, batch_size)
         shape = (batch_size, 3, input_size, input_size)
@@ -73,6 +110,7 @@ def export_onnx(net, path, input_size=224, batch_size=1, dynamic_batch=True):
             kwargs = dict(dynamic=True, dynamic_input_shapes=[(None, 3, input_size, input_size)])
         folder = os.path.dirname(os.path.abspath(path))
         os.makedirs(folder, exist_ok=True)
+        _onnx_compat()
         with _onnx_opset(ONNX_OPSET):
             mx.onnx.export_model(symbol, params, in_shapes=[shape], in_types=[np.float32],
                                  onnx_file_path=path, **kwargs)
@@ -83,34 +121,31 @@ def export_onnx(net, path, input_size=224, batch_size=1, dynamic_batch=True):
 def _weights_as_constants(path):
     # MXNet lists every weight as a graph input too, which forbids onnxruntime to fold BN into
     # the convolutions; inputs that are initializers are dropped so that weights are constants.
+    # MXNet also leaves Conv, Split, pooling ... nodes unnamed: each gets the name of its first
+    # output (MXNet's layer name), so int8 exclusion lists and profiles can address every node.
     import onnx
     model = onnx.load(path)
     weights = {init.name for init in model.graph.initializer}
     inputs = [i for i in model.graph.input if i.name not in weights]
     del model.graph.input[:]
     model.graph.input.extend(inputs)
+    for node in model.graph.node:
+        if not node.name:
+            node.name = node.output[0]
     onnx.save(model, path)
 
 
 def onnx_runner(path, threads=None):
     """A function ``numpy NCHW float32 -> numpy logits`` running ``path`` in onnxruntime
-    on the CPU with ``threads`` intra-op threads (default: ``OMP_NUM_THREADS`` or all cores).
-    A model with several outputs (a backbone's feature maps) gives the list of them."""
-    try:
-        import onnxruntime as ort
-    except ImportError:
-        raise UserError("onnxruntime is not installed; pip install onnxruntime.") from None
-    options = ort.SessionOptions()
-    options.intra_op_num_threads = int(threads or os.environ.get(
-        "OMP_NUM_THREADS", len(os.sched_getaffinity(0))))
-    options.inter_op_num_threads = 1
-    options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
-    options.log_severity_level = 3
-    session = ort.InferenceSession(path, options, providers=["CPUExecutionProvider"])
-    name = session.get_inputs()[0].name
-    single = len(session.get_outputs()) == 1
+    on the CPU (:func:`resnest.gluon.inference.onnxruntime.session`: ``threads`` intra-op
+    threads, default ``OMP_NUM_THREADS`` or all cores). A model with several outputs (a
+    backbone's feature maps) gives the list of them."""
+    from .onnxruntime import session
+    sess = session(path, threads)
+    name = sess.get_inputs()[0].name
+    single = len(sess.get_outputs()) == 1
 
     def run(images):
-        outputs = session.run(None, {name: np.ascontiguousarray(images, dtype=np.float32)})
+        outputs = sess.run(None, {name: np.ascontiguousarray(images, dtype=np.float32)})
         return outputs[0] if single else outputs
     return run

@@ -2,7 +2,8 @@
 
 The published weights (or a checkpoint), the model's published evaluation preprocessing
 (:func:`~resnest.gluon.data.eval_transform`), the inference form asked for
-(:func:`~resnest.gluon.inference.optimize`) and the one evaluator
+(:func:`~resnest.gluon.inference.optimize`, with any backend: MXNet, onnxruntime, OpenVINO)
+and the one evaluator
 (:func:`resnest.gluon.evaluate.evaluate`), over one process, several GPUs (each batch split
 over them, as the authors' script does) or Horovod ranks (counts summed).
 """
@@ -29,8 +30,9 @@ class VerifyConfig:
     num_gpus: int = 0
     num_workers: int = 4
     calib_batches: int = 4
-    calib_mode: str = "entropy"
+    calib_mode: Optional[str] = None       # None: the backend's default (see optimize)
     progress: bool = True
+    backend: str = "mxnet"                 # mxnet, onnxruntime or openvino
 
 
 def check_class_names(model_names, data_names, weights, data):
@@ -63,7 +65,8 @@ def verify(cfg, dist=None):
     from ..evaluate import evaluate
     from ..utils.distributed import setup_distributed
     from .load import load_model
-    from .optimize import optimize, spread_batches
+    from .calibration import spread_batches
+    from .optimize import optimize
     dist = dist or setup_distributed(num_gpus=cfg.num_gpus)
     if not os.path.exists(cfg.data):
         raise UserError(f"{cfg.data} does not exist; give a .rec file or a class-folder tree.")
@@ -84,7 +87,7 @@ def verify(cfg, dist=None):
     if cfg.weights:
         check_class_names(loaded.class_names, _data_class_names(loader), cfg.weights, cfg.data)
     calib = spread_batches(loader, cfg.calib_batches) if cfg.dtype == "int8" else None
-    net = optimize(loaded.net, cfg.dtype, ctx=dist.ctx, calib_data=calib,
+    net = optimize(loaded.net, cfg.dtype, backend=cfg.backend, ctx=dist.ctx, calib_data=calib,
                    input_size=settings.crop_size, batch_size=cfg.batch_size,
                    calib_mode=cfg.calib_mode)
     progress = None
@@ -98,7 +101,8 @@ def verify(cfg, dist=None):
     summary = result.as_dict()
     summary.update(model=cfg.model, weights=loaded.weights, crop_size=settings.crop_size,
                    crop_ratio=round(settings.crop_ratio, 6), preprocessing=settings.method,
-                   dtype=cfg.dtype, batch_size=cfg.batch_size, ranks=dist.size,
+                   dtype=cfg.dtype, backend=cfg.backend, batch_size=cfg.batch_size,
+                   ranks=dist.size,
                    devices=len(dist.contexts),
                    threads_per_rank=int(os.environ.get("OMP_NUM_THREADS", "0")))
     return summary

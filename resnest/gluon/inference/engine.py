@@ -1,0 +1,89 @@
+"""What the ONNX-based backends share: the optional packages, the exported file, and the block
+that makes an inference engine look like an MXNet model (float32 NCHW in, NDArray logits out),
+so that :func:`resnest.gluon.evaluate.evaluate` and :func:`~.predict.predict` run it unchanged.
+"""
+import importlib
+import os
+import tempfile
+
+import mxnet as mx
+import numpy as np
+
+from ..utils.errors import UserError
+
+__all__ = ["EngineModel", "require", "exported_onnx"]
+
+
+def require(module, backend):
+    """Import ``module`` (e.g. ``'onnxruntime'``) or raise one sentence on how to install it."""
+    try:
+        return importlib.import_module(module)
+    except ImportError:
+        package = module.split(".")[0]
+        raise UserError(f"the {backend} backend needs the {package} package, which is not "
+                        "installed; pip install resnest[deploy].") from None
+
+
+class EngineModel:
+    """A compiled model of another engine, called like a Gluon block.
+
+    Parameters
+    ----------
+    run : callable
+        ``numpy float32 (N, 3, H, W) -> numpy logits``.
+    backend, dtype : str
+        What it is, for messages and benchmark rows.
+    input_size : int
+        The spatial size the model was exported at (the batch size is free).
+    info : dict, optional
+        Facts about the build (files, excluded nodes, threads), kept as ``.info``.
+    """
+
+    def __init__(self, run, backend, dtype, input_size, info=None):
+        self._run = run
+        self.backend, self.dtype, self.input_size = backend, dtype, input_size
+        self.info = dict(info or {})
+
+    def __repr__(self):
+        return f"EngineModel({self.backend}, {self.dtype}, {self.input_size}x{self.input_size})"
+
+    def predict_numpy(self, x):
+        """Logits of a float32 NCHW batch as numpy."""
+        x = x.asnumpy() if isinstance(x, mx.nd.NDArray) else np.asarray(x)
+        if x.ndim != 4 or x.shape[1] != 3 or x.shape[2:] != (self.input_size,) * 2:
+            raise UserError(f"this {self.backend} model takes (N, 3, {self.input_size}, "
+                            f"{self.input_size}) batches, not {tuple(x.shape)}; build it with "
+                            f"optimize(..., input_size={x.shape[-1]}) for that size.")
+        return self._run(np.ascontiguousarray(x, dtype=np.float32))
+
+    def __call__(self, x):
+        """Logits of ``x`` (NDArray or numpy) as a float32 NDArray on the CPU."""
+        return mx.nd.array(self.predict_numpy(x), dtype="float32")
+
+
+class exported_onnx:
+    """Context manager: ``net`` exported to ONNX (dynamic batch) in ``workdir``, or in a
+    temporary folder removed on exit; yields ``(folder, path)``."""
+
+    def __init__(self, net, input_size, batch_size, workdir=None, name="model"):
+        self.args = (net, input_size, batch_size)
+        self.workdir, self.name, self._tmp = workdir, name, None
+
+    def __enter__(self):
+        from .export import export_onnx
+        require("onnx", "ONNX export")
+        if self.workdir:
+            os.makedirs(self.workdir, exist_ok=True)
+            folder = self.workdir
+        else:
+            self._tmp = tempfile.TemporaryDirectory(prefix="resnest-onnx-")
+            folder = self._tmp.name
+        net, input_size, batch_size = self.args
+        path = export_onnx(net, os.path.join(folder, self.name + ".onnx"), input_size=input_size,
+                           batch_size=batch_size)
+        return folder, path
+
+    def __exit__(self, *exc):
+        if self._tmp is not None:
+            self._tmp.cleanup()
+        return False

@@ -1,0 +1,45 @@
+"""The onnxruntime backend of :func:`~resnest.gluon.inference.optimize`: our ONNX export run by
+onnxruntime's CPU engine, in float32 or in static QDQ int8 (:mod:`.quantize`).
+
+Sessions use every graph optimisation, ``threads`` intra-op threads (default: the cores this
+process owns, :func:`resnest.gluon.utils.threads.cpu_threads`), one inter-op thread, and no
+spin-waiting unless :func:`~resnest.gluon.utils.threads.spin_wait` allows it: spinning threads
+keep a core busy after every operator, which on a shared machine starves the other processes
+and the next model (measured in NOTES-infer.md).
+"""
+from ..utils.threads import cpu_threads, spin_wait
+from .engine import EngineModel, require
+from .quantize import ONNX_INT8_EXCLUDE, engine_onnx
+
+__all__ = ["DTYPES", "session", "optimize_onnxruntime"]
+
+DTYPES = ("float32", "int8")
+
+
+def session(path, threads=None, spinning=None):
+    """An onnxruntime CPU ``InferenceSession`` of ``path`` with the settings above."""
+    ort = require("onnxruntime", "onnxruntime")
+    options = ort.SessionOptions()
+    options.intra_op_num_threads = int(threads or cpu_threads())
+    options.inter_op_num_threads = 1
+    options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
+    options.log_severity_level = 3
+    allow = spin_wait() if spinning is None else spinning
+    options.add_session_config_entry("session.intra_op.allow_spinning", "1" if allow else "0")
+    return ort.InferenceSession(path, options, providers=["CPUExecutionProvider"])
+
+
+def _runner(sess):
+    name = sess.get_inputs()[0].name
+    return lambda x: sess.run(None, {name: x})[0]
+
+
+def optimize_onnxruntime(net, dtype, calib_data, input_size, batch_size, calib_mode="naive",
+                         exclude=ONNX_INT8_EXCLUDE, num_calib_batches=None, threads=None,
+                         workdir=None):
+    """:func:`~resnest.gluon.inference.optimize` for ``backend='onnxruntime'``."""
+    require("onnxruntime", "onnxruntime")
+    with engine_onnx(net, dtype, calib_data, input_size, batch_size, calib_mode, exclude,
+                     num_calib_batches, threads, workdir) as (path, info):
+        sess = session(path, threads)
+    return EngineModel(_runner(sess), "onnxruntime", dtype, input_size, info)

@@ -1,0 +1,84 @@
+"""The OpenVINO backend of :func:`~resnest.gluon.inference.optimize`: our ONNX export compiled by
+OpenVINO's CPU plugin in float32, bfloat16 (``INFERENCE_PRECISION_HINT``, on CPUs with
+avx512_bf16 or AMX) or int8.
+
+int8 is the onnxruntime QDQ model (:mod:`.quantize`, the same calibration and exclusions) read
+by OpenVINO, which runs the quantized layers with its own int8 kernels. OpenVINO's quantizer,
+nncf, is not used: every nncf >= 2.15 needs numpy >= 1.24 (MXNet 1.9 needs numpy < 1.24), and
+nncf 2.14 cannot read OpenVINO 2026 models.
+
+A model is compiled for one static batch size (the fastest form); other batch sizes are
+compiled on first use and kept. Compilation uses ``threads`` inference threads (default: the
+cores this process owns), one stream and the latency hint.
+"""
+from ..utils.errors import UserError
+from .engine import EngineModel, require
+from .quantize import ONNX_INT8_EXCLUDE, engine_onnx
+
+__all__ = ["DTYPES", "bfloat16_supported", "runtime_precisions", "optimize_openvino"]
+
+DTYPES = ("float32", "bfloat16", "int8")
+
+
+def bfloat16_supported():
+    """Whether OpenVINO's CPU plugin reports bf16 support (avx512_bf16 or AMX)."""
+    ov = require("openvino", "openvino")
+    return "BF16" in ov.Core().get_property("CPU", "OPTIMIZATION_CAPABILITIES")
+
+
+class _Compiled:
+    """One OpenVINO model compiled per batch size on demand."""
+
+    def __init__(self, core, model, config, input_size):
+        self.core, self.model, self.config, self.size = core, model, config, input_size
+        self.requests = {}
+
+    def request(self, batch):
+        if batch not in self.requests:
+            model = self.model.clone()
+            model.reshape([batch, 3, self.size, self.size])
+            compiled = self.core.compile_model(model, "CPU", self.config)
+            self.requests[batch] = compiled.create_infer_request()
+        return self.requests[batch]
+
+    def __call__(self, x):
+        return self.request(x.shape[0]).infer({0: x})[0].copy()
+
+
+def runtime_precisions(fast, batch=None):
+    """``{layer name: precision}`` (``'u8'``/``'i8'`` for int8 kernels, ``'f32'``, ``'bf16'``)
+    of the convolutions and fully-connected layers as OpenVINO actually runs them, for a model
+    from ``optimize(..., backend='openvino')``, compiled for ``batch`` (default: the first)."""
+    compiled = fast._run
+    request = compiled.request(batch or next(iter(compiled.requests)))
+    out = {}
+    for op in request.get_compiled_model().get_runtime_model().get_ops():
+        info = op.get_rt_info()
+        if _text(info["layerType"]) in ("Convolution", "FullyConnected"):
+            name = op.get_friendly_name().split("/")[0]
+            out[name] = _text(info["runtimePrecision"]).lower()
+    return out
+
+
+def _text(value):
+    return value.value if hasattr(value, "value") else value.astype(str)
+
+
+def optimize_openvino(net, dtype, calib_data, input_size, batch_size, calib_mode="naive",
+                      exclude=ONNX_INT8_EXCLUDE, num_calib_batches=None, threads=None,
+                      workdir=None):
+    """:func:`~resnest.gluon.inference.optimize` for ``backend='openvino'``."""
+    ov = require("openvino", "openvino")
+    if dtype == "bfloat16" and not bfloat16_supported():
+        raise UserError("OpenVINO cannot run bfloat16 on this CPU (it needs avx512_bf16 or "
+                        "AMX); use float32 or int8.")
+    core = ov.Core()
+    with engine_onnx(net, dtype, calib_data, input_size, batch_size, calib_mode, exclude,
+                     num_calib_batches, threads, workdir) as (path, info):
+        model = core.read_model(path)
+    config = {"INFERENCE_NUM_THREADS": info["threads"], "NUM_STREAMS": 1,
+              "PERFORMANCE_HINT": "LATENCY",
+              "INFERENCE_PRECISION_HINT": "bf16" if dtype == "bfloat16" else "f32"}
+    compiled = _Compiled(core, model, config, input_size)
+    compiled.request(batch_size)
+    return EngineModel(compiled, "openvino", dtype, input_size, info)
