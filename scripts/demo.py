@@ -4,7 +4,8 @@
 
 Stages: write the digits as a class-folder tree -> pack train/val RecordIO with im2rec.py ->
 train with `horovodrun -np 2 --gloo` (the published recipe's pieces) -> verify.py on the final
-checkpoint -> predict.py on a few held-out images -> benchmark.py -> a report. The data set is reused between runs; each run gets a
+checkpoint -> predict.py on a few held-out images -> benchmark.py: measured top-1 and latency per
+inference engine and dtype -> a report. The data set is reused between runs; each run gets a
 fresh folder under ``runs/`` and nothing is overwritten.
 """
 import argparse
@@ -35,6 +36,8 @@ def parse_args(argv):
     p.add_argument("--lr", type=float, default=0.02, help="per rank")
     p.add_argument("--ranks", type=int, default=2)
     p.add_argument("--benchmark-dtypes", nargs="+", default=["float32", "bfloat16", "int8"])
+    p.add_argument("--benchmark-backends", nargs="+",
+                   default=["mxnet", "onnxruntime", "openvino"])
     p.add_argument("--skip-benchmark", action="store_true")
     return p.parse_args(argv)
 
@@ -159,10 +162,12 @@ def main(argv=None):
 
     bench_json = os.path.join(out, "benchmark.json")
     if not args.skip_benchmark:
-        stage(6, "benchmark inference (model only, side by side)")
-        run([py, "scripts/gluon/benchmark.py", "--models", args.model,
-             "--input-sizes", str(args.input_size), "--batch-sizes", "1", "16",
-             "--dtypes"] + args.benchmark_dtypes + ["--classes", "10", "--json", bench_json])
+        stage(6, "accuracy and latency of the checkpoint per inference engine and dtype")
+        run([py, "scripts/gluon/benchmark.py", "--models", args.model, "--resume", params,
+             "--rec-val", rec["val"], "--input-sizes", str(args.input_size), "--crop-ratio",
+             "1.0", "--batch-sizes", "1", "16", "--backends"] + args.benchmark_backends +
+            ["--dtypes"] + args.benchmark_dtypes +
+            ["--json", bench_json, "--chart", os.path.join(out, "accuracy_latency.png")])
     stage(7, "report")
     from tools.report import demo_report
     text = demo_report(out, train_dir, verify_json, bench_json if not args.skip_benchmark

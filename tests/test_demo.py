@@ -1,5 +1,5 @@
 """The main job in miniature: a small real digits tree -> im2rec -> 2-rank horovodrun training
-(1 epoch) -> verify -> benchmark -> report; the report's numbers are those of the run's files."""
+(1 epoch) -> verify -> predict -> accuracy/latency per engine -> report; the report's numbers are those of the run's files."""
 import json
 import os
 import shutil
@@ -31,7 +31,8 @@ def test_demo_end_to_end_in_miniature(small_digits, tmp_path, capsys):
     runs = tmp_path / "runs"
     args = ["--images", str(small_digits), "--data-dir", str(tmp_path / "data"),
             "--runs-dir", str(runs), "--model", "resnest_tiny", "--epochs", "1",
-            "--batch-size", "8", "--benchmark-dtypes", "float32"]
+            "--batch-size", "8", "--benchmark-dtypes", "float32",
+            "--benchmark-backends", "mxnet", "onnxruntime"]
     assert demo.main(args) == 0
     out = capsys.readouterr().out
     (run,) = os.listdir(runs)
@@ -47,8 +48,13 @@ def test_demo_end_to_end_in_miniature(small_digits, tmp_path, capsys):
     with open(folder / "benchmark.json") as f:
         bench = json.load(f)
     assert {r["batch_size"] for r in bench} == {1, 16}
+    assert {r["backend"] for r in bench} == {"mxnet", "onnxruntime"}
     for row in bench:
-        assert f"{row['images_per_s']:8.1f}" in out
+        # The same checkpoint and evaluator as verify.py: MXNet gives verify.py's top-1, and
+        # onnxruntime running our ONNX export names the same classes.
+        assert row["top1"] == verify["top1"] and row["images"] == 30
+        assert f"{row['top1']:6.2f}% {row['median_ms']:10.2f}" in out
+    assert (folder / "accuracy_latency.png").is_file()
     for name in ("report.txt", "train/curves.png", "train/config.json",
                  "train/imagenet-resnest_tiny-0.params"):
         assert (folder / name).is_file(), name

@@ -21,6 +21,9 @@ def _epochs(train_dir):
 def _benchmark_lines(bench_json):
     with open(bench_json) as f:
         rows = json.load(f)
+    if rows and "top1" in rows[0]:                  # benchmark.py --resume: accuracy + latency
+        from .accuracy_latency import format_rows
+        return format_rows(rows) + [f"  CPU: {rows[0]['cpu']}"]
     lines = [f"  {'impl':8s} {'backend':12s} {'dtype':9s} {'mode':10s} {'batch':>5s} "
              f"{'median ms':>10s} {'p90 ms':>8s} {'p99 ms':>8s} {'img/s':>8s}"]
     for r in rows:
@@ -81,7 +84,8 @@ def demo_report(run_dir, train_dir, verify_json, bench_json=None, total_s=None, 
     if predict_json:
         lines += _predict_lines(predict_json)
     if bench_json:
-        lines.append("inference benchmark (benchmark.py, model only):")
+        lines.append("inference per engine and dtype (benchmark.py: top-1 on the held-out "
+                     "digits, model-only latency):")
         lines += _benchmark_lines(bench_json)
     if train_s is not None and total_s is not None:
         lines.append(f"time: training {train_s / 60:.1f} min, whole demo {total_s / 60:.1f} min")
@@ -97,4 +101,7 @@ def demo_report(run_dir, train_dir, verify_json, bench_json=None, total_s=None, 
         lines.append(f"  predictions   {predict_json}")
     if bench_json:
         lines.append(f"  benchmark     {bench_json}")
+        chart = os.path.join(run_dir, "accuracy_latency.png")
+        if os.path.exists(chart):
+            lines.append(f"  chart         {chart}")
     return "\n".join(lines)

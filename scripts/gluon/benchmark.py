@@ -13,6 +13,13 @@ batch 1 by default), img/s, the speed-up over each baseline (ratio of medians an
 per-round ratios), the CPU model and ISA flags, and the CPU that other processes used while
 timing (runs where they used more than 0.1 core are flagged noisy). ``--chart`` plots measured
 accuracy (verify.py ``--json`` results given with ``--accuracy``) against latency.
+
+With a trained checkpoint and its validation data it measures both itself, per backend and dtype
+(what ``make demo`` shows for its digits model; no baseline)::
+
+    python scripts/gluon/benchmark.py --models resnest14 --resume train/imagenet-resnest14-11.params \
+        --rec-val data/digits/rec/val.rec --input-sizes 32 --crop-ratio 1.0 \
+        --backends mxnet onnxruntime openvino --dtypes float32 bfloat16 int8 --chart acc.png
 """
 import argparse
 import csv
@@ -54,6 +61,11 @@ def parse_args(argv):
     p.add_argument("--chart", metavar="PNG", help="measured top-1 against latency per image")
     p.add_argument("--accuracy", nargs="+", default=[], metavar="JSON",
                    help="verify.py --json results: the measured top-1 of each backend/dtype")
+    p.add_argument("--resume", metavar="PARAMS",
+                   help="a trained checkpoint of the one model: also measure its top-1 on "
+                        "--rec-val per backend and dtype (verify.py's evaluator)")
+    p.add_argument("--rec-val", metavar="REC", help="labelled data for --resume (.rec or folders)")
+    p.add_argument("--crop-ratio", type=float, default=0.875, help="with --resume")
     p.add_argument("--verbose", action="store_true", help="also show MXNet's native log lines")
     return p.parse_args(argv)
 
@@ -70,9 +82,29 @@ def _write(args, rows):
             writer.writerows(rows)
 
 
+def _checkpoint(args):
+    """Measured top-1 and latency of one trained checkpoint per backend and dtype."""
+    if len(args.models) != 1 or len(args.input_sizes) != 1 or not args.rec_val:
+        raise UserError("--resume measures one checkpoint: give one --models, one --input-sizes "
+                        "(its evaluation crop) and its labelled data with --rec-val.")
+    from tools.accuracy_latency import accuracy_latency, format_rows
+    rows, skipped = accuracy_latency(args.models[0], args.resume, args.rec_val, args.backends,
+                                     args.dtypes, args.input_sizes[0], args.crop_ratio,
+                                     args.batch_sizes, args.rounds or 50, chart=args.chart)
+    print("\n".join(format_rows(rows)))
+    for label, reason in skipped:
+        print(f"  skipped {label}: {reason}")
+    if rows:
+        print(f"CPU: {rows[0]['cpu']}; OMP_NUM_THREADS={os.environ.get('OMP_NUM_THREADS')}")
+    _write(args, rows)
+    return 0
+
+
 def main(argv=None):
     args = parse_args(argv)
     threads = own_threads(shared=args.shared_cpu or None)
+    if args.resume:
+        return _checkpoint(args)
     if args.chart and not args.accuracy:
         raise UserError("--chart plots measured accuracy against latency; pass the verify.py "
                         "--json results of the same backends and dtypes with --accuracy.")
