@@ -249,8 +249,29 @@ def test_int8_calibrates_on_the_inputs_and_agrees_with_float32(main, capsys, ckp
     code, int8, err = _run(main, capsys, *common, "--dtype", "int8", "--calib-mode", "naive",
                            "--calib-batches", "2")
     assert code == 0 and len(int8) == len(fp32) == len(_val_files(digits_data))
-    assert "calibrating (naive) on 120 of the input images themselves" in err
+    assert "int8 (mxnet): calibrating on 120 of the input images themselves" in err
     agree = np.mean([a["top"][0]["index"] == b["top"][0]["index"] for a, b in zip(int8, fp32)])
+    assert agree >= 0.9, agree
+
+
+def test_other_engines_classify_like_mxnet(main, capsys, ckpt, digits_data):
+    """onnxruntime runs our ONNX export of the checkpoint: the same probabilities as MXNet;
+    OpenVINO's int8 (calibrated on the inputs) names the same classes."""
+    pytest.importorskip("onnxruntime")
+    pytest.importorskip("openvino")
+    val = str(digits_data[0] / "images" / "val")
+    common = ["--model", "resnest_tiny", "--resume", ckpt, "-j", "0", "--batch-size", "60", val]
+    _, ref, _ = _run(main, capsys, *common)
+    code, ort, _ = _run(main, capsys, *common, "--backend", "onnxruntime")
+    assert code == 0 and [r["image"] for r in ort] == [r["image"] for r in ref]
+    for a, b in zip(ort, ref):
+        assert _scores(a).keys() == _scores(b).keys()
+        np.testing.assert_allclose(list(_scores(a).values()), list(_scores(b).values()),
+                                   atol=1e-4)
+    code, ov, err = _run(main, capsys, *common, "--backend", "openvino", "--dtype", "int8",
+                         "--calib-batches", "2")
+    assert code == 0 and "int8 (openvino): calibrating on 120" in err
+    agree = np.mean([a["top"][0]["index"] == b["top"][0]["index"] for a, b in zip(ov, ref)])
     assert agree >= 0.9, agree
 
 

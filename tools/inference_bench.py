@@ -209,6 +209,8 @@ def draw_chart(rows, path, accuracy, title=None):
                    color=colours.get(r["dtype"], "black"), s=60 if r["batch_size"] > 1 else 30,
                    label=label, alpha=0.85)
         points.append((ms, top1, label))
+    if points and max(p[0] for p in points) > 10 * min(p[0] for p in points):
+        ax.set_xscale("log")                        # batch 1 and batch 16 differ by 10x
     ax.set_xlabel("latency per image (ms, median; this CPU)")
     ax.set_ylabel("top-1 (%) measured by verify.py")
     ax.set_title(title or "accuracy vs latency, measured on this machine")

@@ -23,7 +23,8 @@ def _benchmark_lines(bench_json):
         rows = json.load(f)
     if rows and "top1" in rows[0]:                  # benchmark.py --resume: accuracy + latency
         from .accuracy_latency import format_rows
-        return format_rows(rows) + [f"  CPU: {rows[0]['cpu']}"]
+        flags = " ".join(k for k, v in rows[0]["isa"].items() if v)
+        return format_rows(rows) + [f"  CPU: {rows[0]['cpu']} ({flags})"]
     lines = [f"  {'impl':8s} {'backend':12s} {'dtype':9s} {'mode':10s} {'batch':>5s} "
              f"{'median ms':>10s} {'p90 ms':>8s} {'p99 ms':>8s} {'img/s':>8s}"]
     for r in rows:

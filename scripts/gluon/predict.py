@@ -4,6 +4,7 @@
     python scripts/gluon/predict.py --model resnest50 --resume params/imagenet-resnest50-9.params \
         --topk 3 --csv predictions.csv data/val.rec
     python scripts/gluon/predict.py --model resnest50 --dtype int8 --json - photos/
+    python scripts/gluon/predict.py --model resnest50 --backend openvino --dtype int8 photos/
 
 Inputs: image files, folders (searched recursively), glob patterns (quote them; ``**`` spans
 folders) and .rec files (.idx beside them), any number. Names: the 1,000 ImageNet classes
@@ -27,10 +28,13 @@ def parse_args(argv):
     p.add_argument("--resume", "--params-file", dest="resume", metavar="FILE",
                    help="a checkpoint's .params (default: the published weights)")
     p.add_argument("--topk", type=int, default=5, help="classes to show per image")
-    p.add_argument("--dtype", default="float32", choices=("float32", "int8"),
+    p.add_argument("--dtype", default="float32", choices=("float32", "bfloat16", "int8"),
                    help="int8 calibrates on the first --calib-batches batches of the inputs")
+    p.add_argument("--backend", default="mxnet", choices=("mxnet", "onnxruntime", "openvino"),
+                   help="inference engine (onnxruntime, openvino: pip install resnest[deploy])")
     p.add_argument("--calib-batches", type=int, default=4)
-    p.add_argument("--calib-mode", default="entropy", choices=("entropy", "naive"))
+    p.add_argument("--calib-mode", choices=("entropy", "naive"),
+                   help="int8 calibration (default: entropy for mxnet, min/max otherwise)")
     p.add_argument("--batch-size", type=int, default=32)
     p.add_argument("--crop-size", type=int, help="default: the weights' evaluation crop")
     p.add_argument("--crop-ratio", type=float, help="crop / resized short side (crops <= 320)")
@@ -51,7 +55,7 @@ def main(argv=None):
         raise UserError("--json - and --csv - cannot both go to stdout; write one to a file.")
     cfg = PredictConfig(args.model, args.inputs, args.resume, args.topk, args.dtype,
                         args.batch_size, args.crop_size, args.crop_ratio, args.calib_batches,
-                        args.calib_mode, args.num_workers)
+                        args.calib_mode, args.num_workers, args.backend)
     _, failed = run_predict(cfg, args.json, args.csv, out=sys.stdout, err=sys.stderr)
     return 1 if failed else 0
 

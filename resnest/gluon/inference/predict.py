@@ -23,7 +23,7 @@ from ..utils.errors import UserError
 __all__ = ["PredictConfig", "Prediction", "predict", "run_predict", "format_text",
            "csv_header", "csv_row"]
 
-DTYPES = ("float32", "int8")
+DTYPES = ("float32", "bfloat16", "int8")
 
 
 @dataclass
@@ -39,8 +39,9 @@ class PredictConfig:
     crop_size: Optional[int] = None        # None: the weights' own evaluation settings
     crop_ratio: Optional[float] = None
     calib_batches: int = 4                 # int8: batches of the inputs used to calibrate
-    calib_mode: str = "entropy"
+    calib_mode: Optional[str] = None       # None: the backend's default (see optimize)
     num_workers: int = 2
+    backend: str = "mxnet"                 # mxnet, onnxruntime or openvino
 
 
 @dataclass
@@ -131,11 +132,11 @@ def _calibrated(net, batches, cfg, crop, batch_size, log):
         raise UserError("int8 needs images to calibrate on, and none of the inputs could be "
                         "read; use --dtype float32.")
     if log:
-        log(f"int8: calibrating ({cfg.calib_mode}) on {sum(len(b[1]) for b in head)} of the "
+        log(f"int8 ({cfg.backend}): calibrating on {sum(len(b[1]) for b in head)} of the "
             f"input images themselves (the first {len(calib)} batch(es) of {batch_size}; "
             "--calib-batches).")
-    fast = optimize(net, "int8", calib_data=calib, input_size=crop, batch_size=batch_size,
-                    calib_mode=cfg.calib_mode)
+    fast = optimize(net, "int8", backend=cfg.backend, calib_data=calib, input_size=crop,
+                    batch_size=batch_size, calib_mode=cfg.calib_mode)
     return fast, head
 
 
@@ -184,7 +185,8 @@ def predict(cfg, log=None):
     if cfg.dtype == "int8":
         net, head = _calibrated(loaded.net, batches, cfg, crop, batch_size, log)
     else:
-        net = optimize(loaded.net, "float32", input_size=crop, batch_size=batch_size)
+        net = optimize(loaded.net, cfg.dtype, backend=cfg.backend, input_size=crop,
+                       batch_size=batch_size)
     count = min(cfg.topk, loaded.classes)
     for failed, good, images in itertools.chain(head, batches):
         if images is not None:
