@@ -192,6 +192,28 @@ def test_pretrained_true_loads_the_download_then_uses_the_cache(env, server, mon
     assert sorted(os.listdir(store.store_root())) == [info.file_name, info.file_name + ".lock"]
 
 
+def test_root_wins_over_mxnet_home(env, server, monkeypatch):
+    """``root=`` is where the file goes and is read from, with the file name GluonCV's
+    get_model_file(root=) looks for there; $MXNET_HOME's folder stays untouched. (GluonCV lets a
+    set $MXNET_HOME override an explicit root; ours does not: the argument is the user's latest
+    word.)"""
+    net, src = _weights(env)
+    info, zipped = _publish(monkeypatch, "resnest_tiny", src, hosts=("gluoncv",))
+    server.put("gcv/" + _gluoncv_path(info.stem), zipped)
+    monkeypatch.setenv("MXNET_GLUON_REPO", server.url + "gcv/")
+    root = env / "my-weights"
+    loaded = get_model("resnest_tiny", pretrained=True, root=str(root))
+    x = mx.nd.random.uniform(shape=(1, 3, 32, 32))
+    np.testing.assert_array_equal(loaded(x).asnumpy(), net(x).asnumpy())
+    assert (root / info.file_name).is_file()
+    assert not (env / "home" / "models" / info.file_name).exists()
+    # GluonCV's store, given the same root and sha1, finds our file there without downloading.
+    monkeypatch.delenv("MXNET_HOME")
+    monkeypatch.setitem(_gluoncv_store()._model_sha1, "resnest_tiny", info.sha1)
+    found = _gluoncv_store().get_model_file("resnest_tiny", root=str(root))
+    assert os.path.samefile(found, root / info.file_name) and len(server.requests) == 1
+
+
 def test_offline_message_names_file_sha1_folder_and_every_url(env, server, monkeypatch):
     _, src = _weights(env)
     info, _ = _publish(monkeypatch, "resnest50", src)

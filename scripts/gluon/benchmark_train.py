@@ -88,6 +88,8 @@ def main(argv=None):
             with open(args.json, "w") as f:
                 json.dump(result, f, indent=1)
         return 0
+    from resnest.gluon.utils.threads import own_threads
+    own_threads()                         # OMP_NUM_THREADS = this rank's cores, as train.py
     from tools.train_bench import measure, scaling
     results = scaling(args, argv, __file__) if args.scaling else [measure(args)]
     if results[0] is None:
