@@ -89,6 +89,29 @@ def test_int8_keeps_stem_conv_and_classifier_float32(model, backend):
         assert len(int8) == 26 and len(ran) == 28
 
 
+def test_chunked_calibration_gives_the_ranges_of_one_pass(model, tmp_path, monkeypatch):
+    """Calibration runs CALIB_CHUNK images at a time (memory); the QDQ scales and zero points
+    must equal those of one pass over every image at once, as min/max over a union should."""
+    import onnx
+    from onnx import numpy_helper
+    from resnest.gluon.inference import quantize
+    from resnest.gluon.inference.export import export_onnx
+    net, x, _ = model
+    fp32 = export_onnx(net, str(tmp_path / "m.onnx"), input_size=32)
+    calib = [np.concatenate([x.asnumpy(), 0.5 * x.asnumpy()])]       # 8 images
+    ranges, chunked = [], quantize.CALIB_CHUNK
+    for chunk in (chunked, 8):
+        monkeypatch.setattr(quantize, "CALIB_CHUNK", chunk)
+        out = str(tmp_path / f"q{chunk}.onnx")
+        quantize.quantize_onnx(fp32, out, calib)
+        ranges.append({t.name: numpy_helper.to_array(t) for t in onnx.load(out).graph.initializer
+                       if t.name.endswith(("_scale", "_zero_point"))})
+    assert chunked < 8 and len(ranges[0]) > 50
+    assert ranges[0].keys() == ranges[1].keys()
+    for name, value in ranges[0].items():
+        np.testing.assert_allclose(value, ranges[1][name], rtol=1e-6, err_msg=name)
+
+
 def _ov_bf16():
     try:
         from resnest.gluon.inference.openvino import bfloat16_supported

@@ -32,12 +32,20 @@ _METHODS = {"naive": "MinMax", "minmax": "MinMax", "entropy": "Entropy",
             "percentile": "Percentile"}
 
 
+# Images per calibration call. onnxruntime's calibration runs a copy of the model that outputs
+# every intermediate tensor; with 16 images of ResNeSt-200 at 320 in one call, benchmark.py grew
+# past 24 GB and was OOM-killed. Min/max ranges are the same whatever the chunking.
+CALIB_CHUNK = 2
+
+
 class _Reader:
-    """onnxruntime's CalibrationDataReader over a list of numpy batches; ``set_range`` lets
-    the quantizer calibrate one batch at a time (``CalibStridedMinMax``)."""
+    """onnxruntime's CalibrationDataReader over a list of numpy batches, served in chunks of
+    :data:`CALIB_CHUNK` images; ``set_range`` lets the quantizer calibrate one chunk at a time
+    (``CalibStridedMinMax``)."""
 
     def __init__(self, name, arrays):
-        self.name, self.arrays = name, arrays
+        self.name = name
+        self.arrays = [a[i:i + CALIB_CHUNK] for a in arrays for i in range(0, len(a), CALIB_CHUNK)]
         self.index, self.end = 0, len(arrays)
 
     def __len__(self):
@@ -82,8 +90,8 @@ def quantize_onnx(fp32_path, out_path, calib_arrays, exclude=ONNX_INT8_EXCLUDE,
     names = [node.name for node in onnx.load(prepared).graph.node]
     excluded = [n for n in names if any(s in n for s in exclude)]
     method = getattr(quantization.CalibrationMethod, _METHODS[calib_mode])
-    # Min/max merged after every batch, instead of keeping every intermediate tensor of every
-    # calibration batch in memory (gigabytes for ResNeSt-50 at 224). (CalibMaxIntermediateOutputs
+    # Min/max merged after every chunk, instead of keeping every intermediate tensor of every
+    # calibration image in memory (gigabytes for ResNeSt-50 at 224). (CalibMaxIntermediateOutputs
     # would be the obvious option, but onnxruntime 1.31 drops the data it collected with it.)
     extra = {"CalibStridedMinMax": 1} if method == quantization.CalibrationMethod.MinMax else {}
     input_name = onnx.load(prepared).graph.input[0].name
