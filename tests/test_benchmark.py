@@ -3,6 +3,7 @@ import json
 import os
 import subprocess
 import sys
+import time
 
 import mxnet as mx
 import numpy as np
@@ -40,6 +41,19 @@ def test_interleaved_times_every_candidate_equally():
     times = time_interleaved(fns, mx.nd.ones(1), rounds=3, runs_per_round=2, warmup=1)
     assert {k: len(v) for k, v in times.items()} == {"a": 6, "b": 6, "c": 6}
     assert calls[3:9] == ["a", "a", "b", "b", "c", "c"]   # after warm-up: a round in turn
+
+
+def test_the_gap_leaves_the_cores_idle_before_each_turn_and_is_not_timed():
+    stamps = []
+    fns = {name: (lambda v, n=name: stamps.append((n, time.perf_counter())) or v)
+           for name in "ab"}
+    times = time_interleaved(fns, mx.nd.ones(1), rounds=2, runs_per_round=2, warmup=0,
+                             gap=0.05)
+    turns = [t for (n, t), (m, _) in zip(stamps[1:], stamps) if n != m]   # a -> b, b -> a
+    assert len(turns) == 3 and all(t - prev >= 0.05 for t, prev in
+                                   zip(turns, [s for (n, s), (m, _) in
+                                               zip(stamps, stamps[1:]) if n != m]))
+    assert max(max(v) for v in times.values()) < 0.05       # the sleep is outside the timing
 
 
 def test_benchmark_script_writes_rows(tmp_path):

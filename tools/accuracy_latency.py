@@ -57,7 +57,7 @@ def _latency(model, params, keys, val_rec, batch_size, crop_size, crop_ratio, ro
     inputs = {k: batches[0] if k[0] == "mxnet" else batches[0].asnumpy() for k in keys}
     with LoadMeter() as load:
         times = time_interleaved(fns, inputs, rounds=rounds, runs_per_round=1, warmup=3,
-                                 shuffle=True)
+                                 shuffle=True, gap=0.05)
     return {k: summarize(t, batch_size) for k, t in times.items()}, load
 
 

@@ -140,7 +140,8 @@ def benchmark_rows(args, model, batch_size, input_size, ctx, threads):
     with LoadMeter() as load:
         times = time_interleaved({c.label: c.fn for c in found},
                                  {c.label: c.inputs for c in found}, rounds=rounds,
-                                 runs_per_round=args.runs, warmup=args.warmup, shuffle=True)
+                                 runs_per_round=args.runs, warmup=args.warmup, shuffle=True,
+                                 gap=args.gap)
     params_m, gflops = _size(model, input_size, args.classes)
     cpu = cpu_info()
     rows = []

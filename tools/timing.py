@@ -149,7 +149,7 @@ def time_calls(fn, x, runs=10, warmup=3):
 
 
 def time_interleaved(candidates, x, rounds=5, runs_per_round=2, warmup=2, shuffle=False,
-                     seed=0):
+                     seed=0, gap=0.0):
     """Time several callables on the same input in interleaved rounds.
 
     Parameters
@@ -163,6 +163,10 @@ def time_interleaved(candidates, x, rounds=5, runs_per_round=2, warmup=2, shuffl
     shuffle : bool
         A new random order of the candidates in every round (``seed``), so that none always
         runs right after the same other one (a spinning engine slows the next candidate).
+    gap : float
+        Seconds to sleep before each candidate's turn, so that the previous engine's threads
+        have stopped spin-waiting (MXNet's OpenMP, onnxruntime's and OpenVINO's pools) and do
+        not take cores from the one being timed.
 
     Returns
     -------
@@ -179,6 +183,8 @@ def time_interleaved(candidates, x, rounds=5, runs_per_round=2, warmup=2, shuffl
         if shuffle:
             rng.shuffle(order)
         for name in order:
+            if gap:
+                time.sleep(gap)
             times[name] += time_calls(candidates[name], inputs[name], runs=runs_per_round,
                                       warmup=0)
     return times

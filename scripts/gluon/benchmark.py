@@ -51,6 +51,9 @@ def parse_args(argv):
                    help="interleaved rounds (default 50 at batch <= 2, else 10)")
     p.add_argument("--runs", type=int, default=1, help="timed calls per candidate per round")
     p.add_argument("--warmup", type=int, default=3)
+    p.add_argument("--gap", type=float, default=0.1,
+                   help="seconds of idle before each candidate's turn, so the previous engine's "
+                        "spin-waiting threads are quiet (0: none)")
     p.add_argument("--classes", type=int, default=1000)
     p.add_argument("--num-gpus", type=int, default=0)
     p.add_argument("--shared-cpu", action="store_true",
