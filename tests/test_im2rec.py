@@ -198,6 +198,22 @@ def _started(pid):
         return int(fstat.read().rsplit(')', 1)[1].split()[19])
 
 
+def _workers(pid):
+    """The packer's worker processes, newest last: its children but the stderr filter run_cli
+    forks first (the earliest started) and multiprocessing's helper processes, whose start
+    time can fall in the same clock tick as a worker's."""
+    children = []
+    for child in _descendants(pid):
+        try:
+            with open(f'/proc/{child}/cmdline', 'rb') as f:
+                cmdline = f.read()
+        except OSError:
+            continue
+        if b'resource_tracker' not in cmdline and b'forkserver' not in cmdline:
+            children.append(child)
+    return sorted(children, key=_started)[1:]
+
+
 def test_killed_worker_aborts_and_leaves_no_finished_rec(tmp_path):
     images = str(tmp_path / 'img')
     make_class_tree(images, classes=2, per_class=80, size=(400, 600))
@@ -205,16 +221,16 @@ def test_killed_worker_aborts_and_leaves_no_finished_rec(tmp_path):
     proc = subprocess.Popen([sys.executable, SCRIPT, images, prefix, '--workers', '2',
                              '--no-progress', '--encoding', '.png'],
                             stderr=subprocess.PIPE, text=True)
-    children = []
-    for _ in range(400):                           # the stderr filter (first), then 2 workers
+    workers = []
+    for _ in range(400):       # below it: the stderr filter (first), the resource tracker, workers
         time.sleep(0.025)
-        children = _descendants(proc.pid)
-        if len(children) >= 3 or proc.poll() is not None:
+        workers = _workers(proc.pid)
+        if workers or proc.poll() is not None:
             break
-    if len(children) < 3:
+    if not workers:
         proc.wait()
         pytest.skip('packing finished before a worker could be killed')
-    os.kill(max(children, key=_started), signal.SIGKILL)       # a worker, not the filter
+    os.kill(workers[-1], signal.SIGKILL)
     _, err = proc.communicate(timeout=60)
     if proc.returncode == 0:
         pytest.skip('packing finished before the kill landed')
