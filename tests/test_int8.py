@@ -11,7 +11,6 @@ held-out patches (60 a class) from image regions training never saw.
 import os
 
 import mxnet as mx
-import numpy as np
 import pytest
 
 from resnest.gluon.inference import INT8_EXCLUDE, ONNX_INT8_EXCLUDE, default_exclude, optimize

@@ -12,7 +12,6 @@ verify.py: resize + centre crop up to 320, "ECenterCrop" above). Every image is 
 whatever the batch size, the number of GPUs (each batch is split over them) or ranks.
 """
 import argparse
-import json
 import os
 
 from resnest.gluon.utils.cli import run_cli

@@ -5,15 +5,14 @@ Sessions use every graph optimisation, ``threads`` intra-op threads (default: th
 process owns, :func:`resnest.gluon.utils.threads.cpu_threads`), one inter-op thread, and no
 spin-waiting unless :func:`~resnest.gluon.utils.threads.spin_wait` allows it: spinning threads
 keep a core busy after every operator, which on a shared machine starves the other processes
-and the next model (measured in NOTES-infer.md).
+and the next model (README, "On a shared machine").
 """
 from ..utils.threads import cpu_threads, spin_wait
 from .engine import EngineModel, require
+from .export import onnx_runner
 from .quantize import ONNX_INT8_EXCLUDE, engine_onnx
 
-__all__ = ["DTYPES", "session", "optimize_onnxruntime"]
-
-DTYPES = ("float32", "int8")
+__all__ = ["session", "optimize_onnxruntime"]
 
 
 def session(path, threads=None, spinning=None):
@@ -29,11 +28,6 @@ def session(path, threads=None, spinning=None):
     return ort.InferenceSession(path, options, providers=["CPUExecutionProvider"])
 
 
-def _runner(sess):
-    name = sess.get_inputs()[0].name
-    return lambda x: sess.run(None, {name: x})[0]
-
-
 def optimize_onnxruntime(net, dtype, calib_data, input_size, batch_size, calib_mode="naive",
                          exclude=ONNX_INT8_EXCLUDE, num_calib_batches=None, threads=None,
                          workdir=None):
@@ -41,5 +35,5 @@ def optimize_onnxruntime(net, dtype, calib_data, input_size, batch_size, calib_m
     require("onnxruntime", "onnxruntime")
     with engine_onnx(net, dtype, calib_data, input_size, batch_size, calib_mode, exclude,
                      num_calib_batches, threads, workdir) as (path, info):
-        sess = session(path, threads)
-    return EngineModel(_runner(sess), "onnxruntime", dtype, input_size, info)
+        run = onnx_runner(path, threads)
+    return EngineModel(run, "onnxruntime", dtype, input_size, info)

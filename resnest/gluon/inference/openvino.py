@@ -15,9 +15,7 @@ from ..utils.errors import UserError
 from .engine import EngineModel, require
 from .quantize import ONNX_INT8_EXCLUDE, engine_onnx
 
-__all__ = ["DTYPES", "bfloat16_supported", "runtime_precisions", "optimize_openvino"]
-
-DTYPES = ("float32", "bfloat16", "int8")
+__all__ = ["bfloat16_supported", "runtime_precisions", "optimize_openvino"]
 
 
 def bfloat16_supported():

@@ -5,8 +5,8 @@ and call :func:`own_threads` before anything imports ``mxnet``.
 Spin-waiting. Between two parallel regions, GNU OpenMP (MXNet's pip wheel links libgomp) and
 onnxruntime keep their idle threads spinning for a while instead of sleeping. On cores of
 one's own that is the fastest choice; when another process takes one of the cores, every
-parallel region waits for a de-scheduled thread and batch-1 latency swings by 3-10x (measured
-in NOTES-infer.md). :func:`own_threads` with ``shared=True`` (or ``RESNEST_SHARED_CPU=1``)
+parallel region waits for a de-scheduled thread and batch-1 latency swings several-fold
+(README, "On a shared machine"). :func:`own_threads` with ``shared=True`` (or ``RESNEST_SHARED_CPU=1``)
 turns spinning off: ``GOMP_SPINCOUNT=0`` for MXNet and ``allow_spinning=0`` for onnxruntime.
 """
 import os
