@@ -44,9 +44,6 @@ def _study_config():
     return ResNetConfig((1, 1, 1, 1), channels=(16, 32, 64, 128), stem_width=16)
 
 
-
-
-
 def build(classes=17, config=None):
     """The study's narrow ResNeSt-14 (``config`` overrides its :class:`ResNetConfig`)."""
     from resnest.gluon.models.resnet import ResNet

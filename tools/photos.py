@@ -11,13 +11,15 @@ import functools
 
 import numpy as np
 
+from resnest.gluon.pretrained import IMAGENET_MEAN_255, IMAGENET_STD_255
+
 __all__ = ["CLASSES", "load_photos", "patches", "calibration_patches"]
 
 CLASSES = ("china", "flower", "astronaut", "chelsea", "coffee", "hubble_deep_field",
            "immunohistochemistry", "retina", "rocket", "brick", "camera", "cell", "clock",
            "coins", "grass", "gravel", "moon")
-MEAN = np.array([123.675, 116.28, 103.53], np.float32).reshape(1, 3, 1, 1)
-STD = np.array([58.395, 57.12, 57.375], np.float32).reshape(1, 3, 1, 1)
+MEAN = np.array(IMAGENET_MEAN_255, np.float32).reshape(1, 3, 1, 1)
+STD = np.array(IMAGENET_STD_255, np.float32).reshape(1, 3, 1, 1)
 _SPLITS = {"train": (0.0, 0.72), "heldout": (0.78, 1.0)}
 
 
