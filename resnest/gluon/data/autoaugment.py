@@ -102,7 +102,7 @@ def _brightness(img, level, rng, box=None):
 def _sharpness(img, level, rng, box=None):
     smooth = cv2.filter2D(img, -1, _SMOOTH, borderType=cv2.BORDER_REPLICATE)
     smooth[0], smooth[-1], smooth[:, 0], smooth[:, -1] = img[0], img[-1], img[:, 0], img[:, -1]
-    return _cut(_blend(img, smooth, _enhance_factor(level, rng)), box)
+    return _blend(_cut(img, box), _cut(smooth, box), _enhance_factor(level, rng))
 
 
 def _lut(img, table):
@@ -173,6 +173,7 @@ _OPS = {
 # The two operations that weigh the channels (grey level), for images in BGR order.
 _BGR_OPS = {'Color': lambda img, level, rng, box=None: _color(img, level, rng, box, True),
             'Contrast': lambda img, level, rng, box=None: _contrast(img, level, rng, box, True)}
+_OPS_OF_BGR = dict(_OPS, **_BGR_OPS)
 # Operations whose output pixels depend on more than the same input pixel (or on the whole
 # image's statistics): they need the whole image as input.
 _WHOLE = frozenset(['ShearX', 'ShearY', 'TranslateX', 'TranslateY', 'Rotate', 'Contrast',
@@ -225,7 +226,7 @@ class ImageNetPolicy:
     def __call__(self, img, rng, box=None):
         """Augment the RGB (or BGR) uint8 array ``img`` (H, W, 3) with random draws from
         ``rng``; with ``box`` ``(top, left, h, w)``, return only that box of the result."""
-        ops_table = dict(_OPS, **_BGR_OPS) if self.bgr else _OPS
+        table = _OPS_OF_BGR if self.bgr else _OPS
         sub = IMAGENET_POLICY[rng.randint(len(IMAGENET_POLICY))]
         ops = [(name, magnitude / 9.0) for name, prob, magnitude in sub if rng.rand() < prob]
         whole = [i for i, (name, _) in enumerate(ops) if name in _WHOLE]
@@ -235,7 +236,7 @@ class ImageNetPolicy:
             img, box = _cut(img, box), None                # pointwise only: cut first
         for i, (name, level) in enumerate(ops):
             if i == last_whole:
-                img, box = ops_table[name](img, level, rng, box), None
+                img, box = table[name](img, level, rng, box), None
             else:
-                img = ops_table[name](img, level, rng)
+                img = table[name](img, level, rng)
         return _cut(img, box)

@@ -43,13 +43,14 @@ class _Dataset:
 
     def __init__(self, samples, transform):
         self.samples, self.transform = samples, transform
+        self.bgr = getattr(transform, "bgr", False)      # decode in the transform's order
 
     def __len__(self):
         return len(self.samples)
 
     def __getitem__(self, item):
         position, seed = item
-        img, label = self.samples.read(position, bgr=getattr(self.transform, "bgr", False))
+        img, label = self.samples.read(position, bgr=self.bgr)
         return self.transform(img, np.random.RandomState(seed)), np.float32(label)
 
     def batch(self, items, allocate=np.empty):
@@ -277,7 +278,6 @@ def train_loader(rec_path, batch_size, input_size=224, rank=0, num_ranks=1, seed
         with the published mean/std, label ``(B,)`` float32, ``valid == B``.
     """
     _check_batch(batch_size, rank, num_ranks)
-    info = rec_info(rec_path)
     wants_python = auto_aug or input_size >= 320
     if backend == "auto":
         backend = "python" if wants_python else "rec"
@@ -286,7 +286,7 @@ def train_loader(rec_path, batch_size, input_size=224, rank=0, num_ranks=1, seed
                         "--loader-backend python or auto.")
     if backend == "rec":
         from .cpp_loader import ImageRecordIterLoader
-        return ImageRecordIterLoader(rec_path, info.num_samples, batch_size, input_size, rank,
+        return ImageRecordIterLoader(rec_path, rec_info(rec_path).num_samples, batch_size, input_size, rank,
                                      num_ranks, seed, num_workers, IMAGENET_MEAN_255,
                                      IMAGENET_STD_255, jitter, lighting, ctx,
                                      min_area=min_area or 0.08, mirror=mirror)
@@ -297,8 +297,9 @@ def train_loader(rec_path, batch_size, input_size=224, rank=0, num_ranks=1, seed
         from .autoaugment import ImageNetPolicy
         policy = ImageNetPolicy(bgr=True)
     transform = TrainTransform(input_size, jitter, lighting, policy, min_area, mirror, bgr=True)
-    plan = _train_plan(info.num_samples, batch_size, rank, num_ranks, seed)
-    return PythonLoader(RecordSamples(rec_path), transform, plan, batch_size, num_workers, ctx)
+    samples = RecordSamples(rec_path)                  # checks the .rec/.idx pair once
+    plan = _train_plan(samples.num_samples, batch_size, rank, num_ranks, seed)
+    return PythonLoader(samples, transform, plan, batch_size, num_workers, ctx)
 
 
 def _train_plan(num_samples, batch_size, rank, num_ranks, seed):

@@ -10,22 +10,21 @@ import cv2
 import numpy as np
 
 from ..utils.errors import UserError
-from .recordio import RecordError, read_idx, read_record, unpack_payload
-from .validate import rec_info
+from .recordio import RecordError, read_record, unpack_payload
+from .validate import checked_index
 
 __all__ = ["RecordSamples", "FolderSamples"]
 
 
 class RecordSamples:
     """The images of a ``.rec`` file in index order (as MXNet's ``RecordFileDataset``), the
-    pair checked by :func:`~resnest.gluon.data.validate.rec_info` when built."""
+    pair checked by :func:`~resnest.gluon.data.validate.checked_index` when built."""
 
     def __init__(self, rec_path):
         prefix = rec_path[:-4] if rec_path.endswith('.rec') else rec_path
         self.path = rec_path = prefix + '.rec'
-        info = rec_info(rec_path)
+        entries, info = checked_index(rec_path)
         self.num_samples, self.classes = info.num_samples, info.classes
-        entries = read_idx(rec_path[:-4] + '.idx')
         self._keys = np.array([key for key, _ in entries], np.int64)
         self._offsets = np.array([offset for _, offset in entries], np.int64)
         self._file = None                          # opened lazily, once per worker process

@@ -41,16 +41,8 @@ def center_crop_box(height, width, fraction):
 
 
 def resized_crop_box(height, width, size, rng, efficientnet=False, min_area=None):
-    """The box ``(top, left, h, w)`` and interpolation of :func:`random_resized_crop`."""
-    if efficientnet:
-        box = random_crop_box(height, width, rng, area=(min_area or 0.1, 1.0))
-        return box or center_crop_box(height, width, size / (size + 32)), cv2.INTER_CUBIC
-    box = random_crop_box(height, width, rng, area=(min_area or 0.08, 1.0))
-    return box or center_crop_box(height, width, 1.0), cv2.INTER_LINEAR
-
-
-def random_resized_crop(img, size, rng, efficientnet=False, min_area=None):
-    """Random-resized crop to ``size`` x ``size``.
+    """The box ``(top, left, h, w)`` of a random-resized crop to ``size`` x ``size``, and the
+    interpolation to resize it with.
 
     ``min_area`` overrides the smallest area fraction (0.08, or 0.1 with ``efficientnet``);
     small centred objects such as digits want a larger one.
@@ -58,9 +50,11 @@ def random_resized_crop(img, size, rng, efficientnet=False, min_area=None):
     ratio range (the classic ImageNet recipe). ``efficientnet=True`` (used for inputs >= 320):
     area 0.1..1, bicubic, fallback = centre crop of ``size / (size + 32)`` of the short side.
     """
-    (top, left, h, w), interp = resized_crop_box(*img.shape[:2], size, rng, efficientnet,
-                                                 min_area)
-    return cv2.resize(img[top:top + h, left:left + w], (size, size), interpolation=interp)
+    if efficientnet:
+        box = random_crop_box(height, width, rng, area=(min_area or 0.1, 1.0))
+        return box or center_crop_box(height, width, size / (size + 32)), cv2.INTER_CUBIC
+    box = random_crop_box(height, width, rng, area=(min_area or 0.08, 1.0))
+    return box or center_crop_box(height, width, 1.0), cv2.INTER_LINEAR
 
 
 def jitter_matrix(channel_means, strength, rng):

@@ -64,7 +64,14 @@ def check_index(rec_path, entries):
 
 def rec_info(rec_path):
     """Number of samples and classes of ``rec_path`` (``PREFIX.rec`` beside ``PREFIX.idx``),
-    after :func:`check_index` (so every loader, train and val, checks its files at start-up).
+    after :func:`check_index` (so every loader, train and val, checks its files at start-up);
+    see :func:`checked_index`."""
+    return checked_index(rec_path)[1]
+
+
+def checked_index(rec_path):
+    """``(entries, RecInfo)``: the ``(key, offset)`` entries of ``PREFIX.idx``, checked against
+    ``PREFIX.rec`` by :func:`check_index`, and the number of samples and classes.
 
     ``classes`` comes from ``PREFIX.classes.txt`` when present (a validation set may lack some
     classes), else from the largest label in ``PREFIX.lst``, else from the record headers.
@@ -86,13 +93,13 @@ def rec_info(rec_path):
         check_index(rec_path, entries)
         classes = read_classes(prefix + '.classes.txt')
         if classes is not None:
-            return RecInfo(len(entries), len(classes))
+            return entries, RecInfo(len(entries), len(classes))
         if os.path.isfile(prefix + '.lst'):
             listed = read_lst(prefix + '.lst')
             if len(listed) == len(entries):
-                return RecInfo(len(entries), int(max(e.labels[0] for e in listed)) + 1)
+                return entries, RecInfo(len(entries), int(max(e.labels[0] for e in listed)) + 1)
         labels = _labels_of_records(rec_path, [offset for _, offset in entries])
-        return RecInfo(len(entries), int(max(labels)) + 1)
+        return entries, RecInfo(len(entries), int(max(labels)) + 1)
     except (RecordError, UnicodeDecodeError) as err:
         raise UserError(f'{rec_path} or its .idx is corrupt ({err}); run scripts/dataset/'
                         f'im2rec.py --check {prefix} to see which, then rebuild it') from None
@@ -149,9 +156,10 @@ def _check_entries(entries, starts, report):
         if report.bad is not None:
             report.file = 'idx'
             return
-    report.covered = len({offset for _, offset in entries})
+    indexed = {offset for _, offset in entries}
+    report.covered = len(indexed)
     if report.covered < len(starts):
-        missing = min(set(starts) - {offset for _, offset in entries})
+        missing = min(set(starts) - indexed)
         report.bad = (starts[missing], missing, f'the index covers {report.covered} of the '
                       f'{len(starts)} records; the first one left out is here')
         report.file = 'idx'
