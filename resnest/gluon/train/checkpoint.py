@@ -11,6 +11,7 @@ The JSON also says where training continues (``resume_epoch``, ``resume_step``) 
 run was (config, number of workers, steps per epoch, the data's fingerprint, class names), so
 ``--resume`` can refuse to continue a different run.
 """
+import contextlib
 import glob
 import json
 import os
@@ -22,8 +23,8 @@ from ..utils.checksum import sha1_file
 from ..utils.errors import UserError
 from ..utils.io import atomic_group
 
-__all__ = ["checkpoint_paths", "save_checkpoint", "find_checkpoints", "ResumePoint",
-           "resolve_resume", "compare_runs", "load_checkpoint"]
+__all__ = ["checkpoint_paths", "save_checkpoint", "find_checkpoints", "remove_step_checkpoints",
+           "ResumePoint", "resolve_resume", "compare_runs", "load_checkpoint"]
 
 _NAME = re.compile(r"imagenet-(?P<model>.+)-(?P<epoch>\d+)(?:-step(?P<step>\d+))?\.json$")
 
@@ -88,17 +89,35 @@ def _read_complete(json_path):
     return record
 
 
+def _named(save_dir, model):
+    """``(json path, name match)`` of every checkpoint JSON of ``model`` in ``save_dir``, by
+    name only (nothing read)."""
+    pattern = os.path.join(glob.escape(save_dir), f"imagenet-{glob.escape(model)}-*.json")
+    for path in glob.glob(pattern):
+        m = _NAME.search(os.path.basename(path))
+        if m and m.group("model") == model:
+            yield path, m
+
+
 def find_checkpoints(save_dir, model):
     """Complete checkpoints of ``model`` in ``save_dir`` as ``(json path, record)``, newest
     resume position first."""
     found = []
-    for path in glob.glob(os.path.join(glob.escape(save_dir), f"imagenet-{glob.escape(model)}-*.json")):
-        m = _NAME.search(os.path.basename(path))
-        if m and m.group("model") == model:
-            record = _read_complete(path)
-            if record is not None:
-                found.append((path, record))
+    for path, _ in _named(save_dir, model):
+        record = _read_complete(path)
+        if record is not None:
+            found.append((path, record))
     return sorted(found, key=lambda f: (f[1]["resume_epoch"], f[1]["resume_step"]), reverse=True)
+
+
+def remove_step_checkpoints(save_dir, model, keep):
+    """Delete the mid-epoch checkpoints of ``model`` in ``save_dir`` but the one whose JSON is
+    ``keep``; chosen by name, so that a save does not hash every checkpoint of the run."""
+    for path, m in _named(save_dir, model):
+        if m.group("step") is not None and os.path.abspath(path) != os.path.abspath(keep):
+            for ext in (".json", ".params", ".states"):      # the JSON first: never half
+                with contextlib.suppress(FileNotFoundError):
+                    os.remove(path[:-len(".json")] + ext)
 
 
 @dataclass
@@ -117,14 +136,19 @@ def _point(json_path, record):
                        stem + ".states", record)
 
 
-def compare_runs(record, now):
+_RUN_LABELS = {"batch_size": "batch size", "lr": "LR per worker", "workers": "workers",
+               "train_data": "training data", "val_data": "validation data"}
+# What fixes the order of an epoch's samples: a mid-epoch checkpoint needs both unchanged.
+_LAYOUT_KEYS = ("batch_size", "workers")
+
+
+def compare_runs(record, now, keys=tuple(_RUN_LABELS)):
     """Differences that make a resume continue another run than the checkpoint's: the
-    batch size, the per-worker LR, the number of workers or the data. ``now`` holds the same
-    keys as the record's ``run``. Returns sentences like ``'batch size 32 -> 16'``."""
+    batch size, the per-worker LR, the number of workers or the data (or only ``keys``).
+    ``now`` holds the same keys as the record's ``run``. Returns sentences like
+    ``'batch size 32 -> 16'``."""
     before = record.get("run", {})
-    labels = {"batch_size": "batch size", "lr": "LR per worker", "workers": "workers",
-              "train_data": "training data", "val_data": "validation data"}
-    return [f"{label} {before.get(key)} -> {now.get(key)}" for key, label in labels.items()
+    return [f"{_RUN_LABELS[key]} {before.get(key)} -> {now.get(key)}" for key in keys
             if key in before and before.get(key) != now.get(key)]
 
 
@@ -157,7 +181,7 @@ def resolve_resume(cfg, run):
         raise UserError(f"the run in {cfg.save_dir} differs from this one ({'; '.join(changes)})"
                         "; resume with the same settings, or pass --resume-override to go on "
                         "with the new ones.")
-    layout = [c for c in changes if c.split(" ")[0] in ("batch", "workers")]
+    layout = compare_runs(record, run, _LAYOUT_KEYS)
     if record["resume_step"] and layout:
         ends = [(p, r) for p, r in found if not r["resume_step"]]
         if not ends:

@@ -21,7 +21,7 @@ from ..utils.distributed import Watchdog, setup_distributed, trace_path
 from ..utils.errors import UserError
 from ..utils.memory import check_fits_in_memory
 from ..utils.seed import seed_everything
-from .checkpoint import find_checkpoints, load_checkpoint, resolve_resume, save_checkpoint
+from .checkpoint import load_checkpoint, remove_step_checkpoints, resolve_resume, save_checkpoint
 from .engine import LossScaler, Recipe, sync_replicas, train_epoch
 from .finetune import freeze_backbone, load_matching, set_classifier_lr_mult
 from .inputs import resolve_inputs
@@ -206,10 +206,7 @@ def _saver(cfg, dist, net, trainer, data, run, scaler):
                   "eval": {"crop_size": cfg.input_size, "crop_ratio": cfg.crop_ratio},
                   "loss_scaler": scaler.state_dict()}
         paths = save_checkpoint(cfg.save_dir, cfg.model, net, trainer, record, epoch, step)
-        for path, old in find_checkpoints(cfg.save_dir, cfg.model):
-            if old.get("step") and path != paths["json"]:      # older mid-epoch checkpoints
-                for ext in (".json", ".params", ".states"):
-                    os.remove(path[:-len(".json")] + ext)
+        remove_step_checkpoints(cfg.save_dir, cfg.model, keep=paths["json"])
     return save
 
 
