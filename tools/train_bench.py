@@ -28,9 +28,10 @@ import mxnet as mx
 import numpy as np
 from mxnet import autograd
 
+from resnest.gluon.train.engine import LossScaler, Recipe, train_epoch
 from resnest.gluon.utils.errors import UserError
 
-from resnest.gluon.train.engine import LossScaler, Recipe, train_epoch
+from .timing import sync_output
 
 __all__ = ["time_rounds", "minimal_loop", "recipe_loop", "loader_rate", "measure", "scaling",
            "sample_photo_rec", "authors_autoaug_loader", "our_autoaug_loader", "pin",
@@ -331,9 +332,9 @@ def autoaug_stage_ms(rec, count=64, input_size=224):
     dataset = ImageRecordDataset(rec)
 
     def waited(fn):
-        return lambda x: _wait(fn(x))
-    theirs = {"decode": lambda i: _wait(dataset[i][0]),
-              "autoaugment (PIL, with NDArray<->PIL)": lambda x: _wait(block(x)),
+        return lambda x: sync_output(fn(x))
+    theirs = {"decode": lambda i: sync_output(dataset[i][0]),
+              "autoaugment (PIL, with NDArray<->PIL)": lambda x: sync_output(block(x)),
               "random resized crop": waited(T.RandomResizedCrop(input_size)),
               "flip": waited(T.RandomFlipLeftRight()),
               "colour jitter": waited(T.RandomColorJitter(0.4, 0.4, 0.4)),
@@ -352,8 +353,3 @@ def autoaug_stage_ms(rec, count=64, input_size=224):
                 x, 0.4, 0.1, mean, std, rng, bgr=True)}
     items = list(range(min(count, len(samples))))
     return {"authors": _stage_ms(theirs, items), "ours": _stage_ms(ours, items)}
-
-
-def _wait(array):
-    array.wait_to_read()
-    return array
