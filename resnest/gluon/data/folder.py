@@ -130,10 +130,11 @@ def jpeg_info(data):
     return info
 
 
-def image_size(data):
+def image_size(data, info=None):
     """``(width, height)`` from the headers alone (JPEG SOF, PNG IHDR, else PIL's lazy open,
-    which reads no pixels); None when the format is not recognised."""
-    info = jpeg_info(data)
+    which reads no pixels); None when the format is not recognised. ``info``: the
+    :func:`jpeg_info` of ``data`` when the caller has parsed it already."""
+    info = jpeg_info(data) if info is None else info
     if info is not None:
         return (info['width'], info['height']) if info['width'] else None
     if data[:8] == b'\x89PNG\r\n\x1a\n' and data[12:16] == b'IHDR' and len(data) >= 24:
@@ -150,8 +151,8 @@ def image_size(data):
         return None
 
 
-def _check_pixels(data, max_pixels):
-    size = image_size(data)
+def _check_pixels(data, max_pixels, info=None):
+    size = image_size(data, info)
     if max_pixels and size is not None and size[0] * size[1] > max_pixels:
         raise BadImage(f'too large: {size[0]}x{size[1]} pixels, above the limit of '
                        f'{max_pixels} (--max-pixels)')
@@ -258,9 +259,9 @@ def decode_image(data, min_side=0, max_pixels=MAX_PIXELS, damage_warnings=True):
     """
     if not data:
         raise BadImage('empty file')
-    _check_pixels(data, max_pixels)
-    buf = np.frombuffer(data, np.uint8)
     info = jpeg_info(data)
+    _check_pixels(data, max_pixels, info)
+    buf = np.frombuffer(data, np.uint8)
     if info is not None:
         if not info['complete']:
             raise BadImage('truncated JPEG (no end-of-image marker)')
