@@ -286,12 +286,14 @@ def sync_replicas(net, trainer, dist):
     """Make every rank hold the same model: BN running statistics averaged over the ranks
     (each saw different images), then rank 0's weights and optimizer state on every rank.
 
-    Called before every checkpoint and evaluation. The weights should already agree (same
-    start, same summed gradients); they did not when evaluation ran on the training network
+    Called at the end of every epoch and before every mid-epoch checkpoint. The weights
+    should already agree (same start, same summed gradients); they did not when evaluation ran on the training network
     (oneDNN's inference kernels convert the weights in place, and 4 Gloo ranks then drifted
     apart by a few ulp; the runner now evaluates a copy, see ``runner._evaluation_copy``).
     Re-sending rank 0's state makes "every rank holds the checkpoint's model" a guarantee
-    rather than a consequence, for a cost of one broadcast per checkpoint.
+    rather than a consequence, for the cost of one broadcast of the weights and optimizer
+    state per call (with momentum, about the data of two training steps' gradient allreduce;
+    an ImageNet epoch has over a thousand steps).
     """
     params = sorted(net.collect_params().items())
     stats = [p.data() for name, p in params if name.endswith(("running_mean", "running_var"))]
