@@ -287,9 +287,10 @@ def sync_replicas(net, trainer, dist):
     (each saw different images), then rank 0's weights and optimizer state on every rank.
 
     Called at the end of every epoch and before every mid-epoch checkpoint. The weights
-    should already agree (same start, same summed gradients); they did not when evaluation ran on the training network
-    (oneDNN's inference kernels convert the weights in place, and 4 Gloo ranks then drifted
-    apart by a few ulp; the runner now evaluates a copy, see ``runner._evaluation_copy``).
+    should already agree (same start, same summed gradients); they did not when evaluation
+    ran on the training network (oneDNN's inference kernels convert the weights in place, and
+    4 Gloo ranks then drifted apart by a few ulp; the runner now evaluates a copy, see
+    ``runner._evaluation_copy``).
     Re-sending rank 0's state makes "every rank holds the checkpoint's model" a guarantee
     rather than a consequence, for the cost of one broadcast of the weights and optimizer
     state per call (with momentum, about the data of two training steps' gradient allreduce;
