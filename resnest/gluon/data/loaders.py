@@ -286,7 +286,8 @@ def train_loader(rec_path, batch_size, input_size=224, rank=0, num_ranks=1, seed
                         "--loader-backend python or auto.")
     if backend == "rec":
         from .cpp_loader import ImageRecordIterLoader
-        return ImageRecordIterLoader(rec_path, rec_info(rec_path).num_samples, batch_size, input_size, rank,
+        num_samples = rec_info(rec_path).num_samples
+        return ImageRecordIterLoader(rec_path, num_samples, batch_size, input_size, rank,
                                      num_ranks, seed, num_workers, IMAGENET_MEAN_255,
                                      IMAGENET_STD_255, jitter, lighting, ctx,
                                      min_area=min_area or 0.08, mirror=mirror)
