@@ -7,7 +7,7 @@ setup(
     description="ResNeSt (Split-Attention Networks) for MXNet Gluon: model zoo, "
                 "published weights, RecordIO data, Horovod training, fast CPU inference",
     packages=find_packages(include=["resnest", "resnest.*"]),
-    package_data={"resnest.gluon": ["imagenet_classes.tsv"]},
+    package_data={"resnest.gluon.classes": ["*.tsv"]},
     python_requires=">=3.8",
     # MXNet is an extra, not a requirement: GPU users install mxnet-cuXXX instead of the CPU
     # build, and pip must not pull the CPU wheel in beside it (see README).

@@ -6,7 +6,7 @@ import hashlib
 import mxnet as mx
 
 from resnest.gluon import get_model
-from resnest.gluon.pretrained import PRETRAINED, PretrainedInfo
+from resnest.gluon.pretrained import PRETRAINED, EvalSettings, PretrainedInfo
 
 
 def publish(monkeypatch, home, name="resnest_tiny", classes=1000, crop_size=32, x=None):
@@ -20,7 +20,7 @@ def publish(monkeypatch, home, name="resnest_tiny", classes=1000, crop_size=32, 
     tmp = models / "tmp.params"
     net.save_parameters(str(tmp))
     sha1 = hashlib.sha1(tmp.read_bytes()).hexdigest()
-    info = PretrainedInfo(name, sha1, crop_size, 0.0, None, 0.0, ("gluoncv",))
+    info = PretrainedInfo(name, sha1, ("gluoncv",), eval=EvalSettings(crop_size))
     path = models / info.file_name
     tmp.rename(path)
     monkeypatch.setitem(PRETRAINED, name, info)

@@ -98,10 +98,10 @@ def test_pretrained_takes_the_published_weights_from_the_store(digits, tmp_path,
     """--pretrained reads the store (sha1-checked); here resnest_tiny 'publishes' the
     pre-trained digits model in a local store."""
     import hashlib
-    from resnest.gluon.pretrained import PRETRAINED, PretrainedInfo
+    from resnest.gluon.pretrained import PRETRAINED, EvalSettings, PretrainedInfo
     from resnest.gluon.train import parse_config, train
     sha1 = hashlib.sha1(open(digits.pre, "rb").read()).hexdigest()
-    info = PretrainedInfo("resnest_tiny", sha1, 32, 0.0, None, 0.0, ("gluoncv",))
+    info = PretrainedInfo("resnest_tiny", sha1, ("gluoncv",), eval=EvalSettings(32))
     monkeypatch.setitem(PRETRAINED, "resnest_tiny", info)
     monkeypatch.setenv("MXNET_HOME", str(tmp_path / "home"))
     os.makedirs(tmp_path / "home" / "models")

@@ -8,11 +8,11 @@ worker processes) can import ``resnest.gluon.data`` without paying for ``import 
 import importlib
 
 __all__ = ["UserError", "DropBlock", "SplitAttentionConv", "set_drop_prob", "PRETRAINED",
-           "get_model", "list_models", "register_model"]
+           "get_model", "list_models", "model_task", "register_model"]
 
-# Searched in this order; "models" first so that every model is registered before any
-# registry function runs. Model constructors (resnest50, ...) come from "models".
-_MODULES = ("models", "layers", "registry", "pretrained", "utils.errors")
+# Searched in this order. Model constructors (resnest50, ...) and the registry come from
+# "models".
+_MODULES = ("models", "layers", "pretrained", "utils.errors")
 
 
 def __getattr__(name):

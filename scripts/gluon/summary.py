@@ -42,7 +42,7 @@ def main(argv=None):
         ms = (time.perf_counter() - start) * 1e3
         row = dict(model=name, params_m=count_params(net) / 1e6,
                    gmacs=count_macs(net, size) / 1e9, forward_ms=ms, output=list(out.shape),
-                   top1=PRETRAINED[name].top1 if name in PRETRAINED else None)
+                   top1=PRETRAINED[name].metric("top1") if name in PRETRAINED else None)
         rows.append(row)
         top1 = f"{row['top1']:.2f}" if row["top1"] else "-"
         print(f"{name:26s} {row['params_m']:10.2f} {row['gmacs']:7.2f} {top1:>6s} "

@@ -1,7 +1,7 @@
 """One way to get a model ready for inference: its weights, class count and class names.
 
 Published weights come from the store (:mod:`resnest.gluon.store`) with the 1,000 ImageNet
-classes (``imagenet_classes.tsv``: WordNet id and name, generated from GluonCV's table). A
+classes (:mod:`resnest.gluon.classes`: WordNet id and name, generated from GluonCV's table). A
 checkpoint (any ``.params`` of the architecture) sets the class count from its classifier and
 the class names from the JSON that ``train.py`` writes beside it, when there is one.
 """
@@ -10,14 +10,12 @@ import os
 from dataclasses import dataclass
 from typing import List, Optional
 
+from ..classes import published_classes
+from ..pretrained import PRETRAINED
 from ..utils.errors import UserError
 
-__all__ = ["LoadedModel", "imagenet_classes", "checkpoint_class_names", "checkpoint_eval_crop",
+__all__ = ["LoadedModel", "checkpoint_class_names", "checkpoint_eval_crop",
            "load_model"]
-
-_IMAGENET = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))),
-                         "imagenet_classes.tsv")
-
 
 @dataclass
 class LoadedModel:
@@ -30,13 +28,6 @@ class LoadedModel:
     classes: int
     class_names: Optional[List[str]] = None
     descriptions: Optional[List[str]] = None
-
-
-def imagenet_classes():
-    """``(wnids, names)`` of the 1,000 ILSVRC2012 classes in label order."""
-    with open(_IMAGENET, encoding="utf-8") as f:
-        rows = [line.rstrip("\n").split("\t") for line in f if line.strip()]
-    return [r[0] for r in rows], [r[1] for r in rows]
 
 
 def _checkpoint_record(params_path):
@@ -82,14 +73,14 @@ def load_model(model, weights=None, ctx=None, root=None):
     UserError
         Unknown model, no published weights, or a weights file of another architecture.
     """
-    from ..registry import get_model
+    from ..models import get_model
     from ..store import get_model_file, load_weights, read_params
     if weights:
         classes = _classifier_width(read_params(weights), weights)
         path, names, descriptions = weights, checkpoint_class_names(weights), None
     else:
         path = get_model_file(model, root)
-        names, descriptions = imagenet_classes()
+        names, descriptions = published_classes(PRETRAINED[model].class_list)
         classes = len(names)
     net = get_model(model, classes=classes)
     load_weights(net, path, ctx=ctx, name=model)

@@ -83,7 +83,7 @@ def _record_classes(items, loaded, weights):
     """``{rec path: class names}`` of the ``.rec`` inputs; refuses a record file whose class
     list differs from the checkpoint's."""
     from ..data.listing import read_classes
-    from .verify import check_class_names
+    from ..classes import check_class_names
     names = {}
     for path in dict.fromkeys(i.path for i in items if i.offset >= 0):
         names[path] = read_classes(path[:-4] + ".classes.txt")

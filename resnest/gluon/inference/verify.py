@@ -11,9 +11,10 @@ import os
 from dataclasses import dataclass
 from typing import Optional
 
+from ..classes import check_class_names
 from ..utils.errors import UserError
 
-__all__ = ["VerifyConfig", "verify", "check_class_names"]
+__all__ = ["VerifyConfig", "verify"]
 
 
 @dataclass
@@ -33,20 +34,6 @@ class VerifyConfig:
     calib_mode: Optional[str] = None       # None: the backend's default (see optimize)
     progress: bool = True
     backend: str = "mxnet"                 # mxnet, onnxruntime or openvino
-
-
-def check_class_names(model_names, data_names, weights, data):
-    """Refuse data whose class list differs from the one the weights were trained on (a
-    missing class folder silently shifts every label). Either list may be unknown (None)."""
-    if model_names is None or data_names is None or list(model_names) == list(data_names):
-        return
-    if len(model_names) != len(data_names):
-        detail = f"{len(data_names)} classes in the data, {len(model_names)} in the weights"
-    else:
-        i = next(i for i, (a, b) in enumerate(zip(model_names, data_names)) if a != b)
-        detail = f"class {i} is {data_names[i]!r} in the data but {model_names[i]!r} in the weights"
-    raise UserError(f"the classes of {data} do not match those {weights} was trained on "
-                    f"({detail}); use the data the model was trained for.")
 
 
 def _data_class_names(loader):

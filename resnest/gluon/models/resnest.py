@@ -2,7 +2,7 @@
 authors' Gluon release, resnest 0.0.5, and GluonCV 0.10.5 for resnest14/26)."""
 import mxnet as mx
 
-from ..registry import register_model
+from .registry import register_model
 from ..store import get_model_file, load_weights
 from .features import ResNetFeatures
 from .resnet import ResNet, ResNetConfig

@@ -15,7 +15,7 @@ import mxnet as mx
 import numpy as np
 
 from ..evaluate import evaluate
-from ..registry import get_model, list_models
+from ..models import get_model, list_models
 from ..utils.checksum import sha1_file
 from ..utils.distributed import Watchdog, setup_distributed, trace_path
 from ..utils.errors import UserError
@@ -181,12 +181,13 @@ def _build(cfg, dist, mon, point, data):
 def _start_from_weights(cfg, dist, mon, net, data):
     """Fine-tuning: the published weights (--pretrained) or a .params of the architecture; the
     classifier starts afresh when the classes differ from the weights' (names, or count)."""
-    from ..inference.load import checkpoint_class_names, imagenet_classes
+    from ..classes import published_classes
+    from ..inference.load import checkpoint_class_names
     from ..store import get_model_file
     if cfg.pretrained_params:
         source, names = cfg.pretrained_params, checkpoint_class_names(cfg.pretrained_params)
     else:
-        source, names = get_model_file(cfg.model), imagenet_classes()[0]
+        source, names = get_model_file(cfg.model), published_classes("imagenet").names
     other = names is not None and data.class_names is not None and names != data.class_names
     loaded, fresh = load_matching(net, source, dist.ctx, cfg.model, new_classifier=other)
     mon.info(f"started from {source}: {len(loaded)} parameter arrays loaded"

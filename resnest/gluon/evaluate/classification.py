@@ -1,4 +1,4 @@
-"""The one evaluator: exact top-1 / top-5 counts and mean loss, summed over every rank.
+"""The classification evaluator: exact top-1 / top-5 counts and mean loss, summed over every rank.
 
 Training (every ``--eval-frequency`` epochs), ``verify.py`` and the tests all call
 :func:`evaluate`. Each batch of a loader carries ``valid``, the number of real images at its
