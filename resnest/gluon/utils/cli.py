@@ -18,6 +18,7 @@ import warnings
 
 from .errors import UserError
 from .io import STORAGE_ERRNOS
+from .processes import Terminated, handle_termination
 
 __all__ = ["run_cli", "quiet_native_logs", "is_native_log_line"]
 
@@ -92,9 +93,12 @@ def quiet_native_logs():
 
 def run_cli(main, argv=None, interrupted="interrupted"):
     """Run ``main(argv)`` and exit with its code: 2 with one sentence on a :class:`UserError`,
-    130 and ``error: <interrupted>`` on Ctrl-C; a file-system error (read-only, full, no
-    permission, missing folder) that reaches it is one sentence and exit 2 as well. With ``argv`` None (a real command line)
-    MXNet's native log lines are filtered out unless ``--verbose`` is among the arguments."""
+    130 and ``error: <interrupted>`` on Ctrl-C, 128 + the signal on SIGTERM or SIGHUP (after
+    the same clean-up, :mod:`.processes`); a file-system error (read-only, full, no permission,
+    missing folder) that reaches it is one sentence and exit 2 as well. With ``argv`` None (a
+    real command line) MXNet's native log lines are filtered out unless ``--verbose`` is among
+    the arguments."""
+    handle_termination()
     if argv is None:
         argv = sys.argv[1:]
         if "--verbose" in argv:
@@ -115,4 +119,7 @@ def run_cli(main, argv=None, interrupted="interrupted"):
     except KeyboardInterrupt:
         print(f"error: {interrupted}", file=sys.stderr)
         sys.exit(130)
+    except Terminated as err:
+        print(f"error: {interrupted} ({err}); stopped cleanly.", file=sys.stderr)
+        sys.exit(err.code)
     sys.exit(code or 0)

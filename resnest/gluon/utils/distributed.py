@@ -3,11 +3,6 @@
 Everything else talks to :class:`Dist`, so a single process runs the very same code path with
 ``size == 1`` (sums are then the identity). Also here: the guard that turns a dead or hung rank
 into a non-zero exit within a bounded time instead of a job that hangs forever.
-
-Test hooks (used only by the training tests): ``RESNEST_TEST_FAULT=die:R:E:S`` makes rank ``R``
-call ``os._exit(1)`` before step ``S`` of epoch ``E``; ``hang:R:E:S`` makes it sleep forever
-there instead. ``RESNEST_TEST_TRACE=DIR`` makes every rank append the labels of each training
-batch to ``DIR/rank<R>.txt`` and save its final parameters to ``DIR/rank<R>.params``.
 """
 import os
 import sys
@@ -19,8 +14,9 @@ from typing import Any
 import mxnet as mx
 import numpy as np
 
-__all__ = ["Dist", "setup_distributed", "launched_by_horovod", "Watchdog", "inject_fault",
-           "trace_file", "trace_path"]
+from .errors import UserError
+
+__all__ = ["Dist", "setup_distributed", "launched_by_horovod", "Watchdog"]
 
 _RANK_VARS = ("HOROVOD_RANK", "OMPI_COMM_WORLD_RANK", "PMI_RANK")
 
@@ -145,7 +141,6 @@ def setup_distributed(no_cuda=False, timeout=1800.0, num_gpus=None):
         rank, size, local_rank = hvd.rank(), hvd.size(), hvd.local_rank()
     available = 0 if no_cuda or num_gpus == 0 else mx.context.num_gpus()
     if num_gpus and num_gpus > available:
-        from .errors import UserError
         raise UserError(f"--num-gpus {num_gpus} but this machine has {available} GPU(s); use "
                         "--num-gpus 0 for the CPU.")
     if available == 0:
@@ -192,30 +187,3 @@ class Watchdog:
                                  "hung, exiting.\n")
                 sys.stderr.flush()
                 os._exit(self.exit_code)
-
-
-def inject_fault(rank, epoch, step, environ=None):
-    """Die or hang here if ``RESNEST_TEST_FAULT`` asks for it (tests only; see module doc)."""
-    spec = (os.environ if environ is None else environ).get("RESNEST_TEST_FAULT")
-    if not spec:
-        return
-    kind, r, e, s = spec.split(":")
-    if (int(r), int(e), int(s)) != (rank, epoch, step):
-        return
-    if kind == "die":
-        sys.stderr.write(f"test fault: rank {rank} exits at epoch {epoch} step {step}\n")
-        os._exit(1)
-    while True:
-        time.sleep(3600)
-
-
-def trace_path(rank, suffix, environ=None):
-    """``DIR/rank<R><suffix>`` when ``RESNEST_TEST_TRACE=DIR`` is set (tests only), else None."""
-    folder = (os.environ if environ is None else environ).get("RESNEST_TEST_TRACE")
-    return os.path.join(folder, f"rank{rank}{suffix}") if folder else None
-
-
-def trace_file(rank):
-    """The open trace of this rank's training labels (tests only; see the module doc)."""
-    path = trace_path(rank, ".txt")
-    return open(path, "a") if path else None

@@ -1,27 +1,66 @@
 """Atomic file writes: a file appears under its name complete, or not at all.
 
 Every writer of the project goes through here (checkpoints, the RecordIO packer, the weights
-store, metrics and reports): the data goes to a hidden temporary file in the same folder, is
-fsync'ed, and is renamed over the target (atomic on POSIX); the folder is fsync'ed so the rename
-survives a power cut. A group of files that must appear together is renamed in the order given,
-the file that marks the group complete (a JSON record, the ``.rec``) last. A failure, a full
-disk or a ``kill -9`` leaves the previous files as they were and no half-written file under a
-final name.
+store, metrics and reports): the data goes to a hidden temporary file in the same folder
+(``.{name}.{host}.{pid}.tmp``), is fsync'ed, and is renamed over the target (atomic on POSIX);
+the folder is fsync'ed so the rename survives a power cut. A group of files that must appear
+together is renamed in the order given, the file that marks the group complete (a JSON
+record, the ``.rec``) last; when the group replaces an older one, that marker is removed
+first, so no moment shows the old marker beside new companions (a reader sees the old group,
+no group, or the new group).
+
+Nothing is left behind: a failure or a signal (which :mod:`.processes` turns into an
+exception) removes the temporary files; a ``kill -9`` cannot, so every write first removes the
+temporary files in its folders whose writer (this host, that pid) is no longer alive.
 """
 import contextlib
 import errno
 import json
 import os
+import re
+import socket
 
 from .errors import UserError
 
-__all__ = ["temp_path", "atomic_write", "atomic_group", "write_text", "write_json"]
+__all__ = ["STORAGE_ERRNOS", "temp_path", "sweep_stale_temps", "atomic_write", "atomic_group",
+           "write_text", "write_json"]
+
+_HOST = re.sub(r"[^A-Za-z0-9_-]", "_", socket.gethostname()) or "host"
+_TEMP = re.compile(r"^\..+\.(?P<host>[A-Za-z0-9_-]+)\.(?P<pid>\d+)\.tmp$")
 
 
 def temp_path(path):
     """The hidden temporary name used for ``path`` (same folder, so the rename is atomic)."""
     folder, name = os.path.split(os.path.abspath(path))
-    return os.path.join(folder, f".{name}.{os.getpid()}.tmp")
+    return os.path.join(folder, f".{name}.{_HOST}.{os.getpid()}.tmp")
+
+
+def _alive(pid):
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
+def sweep_stale_temps(folder):
+    """Remove the temporary files in ``folder`` left by writers of this host that are dead
+    (``kill -9``, power loss); returns their names. Writers on other hosts sharing the
+    folder, and live ones, are left alone."""
+    removed = []
+    try:
+        names = os.listdir(folder)
+    except OSError:
+        return removed
+    for name in names:
+        m = _TEMP.match(name)
+        if m and m.group("host") == _HOST and not _alive(int(m.group("pid"))):
+            with contextlib.suppress(FileNotFoundError, IsADirectoryError):
+                os.remove(os.path.join(folder, name))
+                removed.append(name)
+    return removed
 
 
 def _fsync_file(path):
@@ -51,7 +90,8 @@ def _cannot_write(path, err):
 def atomic_group(paths):
     """Temporary paths for files that must appear together: ``with atomic_group([a, b]) as
     tmp: write tmp[a], tmp[b]``. On success each is fsync'ed and renamed, in the order of
-    ``paths``; on any error every temporary file is removed and no target is touched.
+    ``paths`` (the last one is the group's marker, see the module doc); on any error every
+    temporary file is removed and no target is touched.
 
     Raises
     ------
@@ -61,13 +101,19 @@ def atomic_group(paths):
     """
     paths = [os.path.abspath(p) for p in paths]
     tmps = {p: temp_path(p) for p in paths}
+    folders = sorted({os.path.dirname(p) for p in paths})
+    for folder in folders:
+        sweep_stale_temps(folder)
     try:
         yield tmps
         for p in paths:
             _fsync_file(tmps[p])
+        marker = paths[-1]
+        if len(paths) > 1 and os.path.lexists(marker):
+            os.remove(marker)                       # the old group stops being a group first
         for p in paths:
             os.replace(tmps[p], p)
-        for folder in sorted({os.path.dirname(p) for p in paths}):
+        for folder in folders:
             _fsync_dir(folder)
     except OSError as err:
         if err.errno not in STORAGE_ERRNOS:

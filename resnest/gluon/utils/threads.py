@@ -6,7 +6,8 @@ Spin-waiting. Between two parallel regions, GNU OpenMP (MXNet's pip wheel links 
 onnxruntime keep their idle threads spinning for a while instead of sleeping. On cores of
 one's own that is the fastest choice; when another process takes one of the cores, every
 parallel region waits for a de-scheduled thread and batch-1 latency swings several-fold
-(README, "On a shared machine"). :func:`own_threads` with ``shared=True`` (or ``RESNEST_SHARED_CPU=1``)
+(docs/inference.md, "On a shared machine"). :func:`own_threads` with ``shared=True`` (or
+``RESNEST_SHARED_CPU=1``)
 turns spinning off: ``GOMP_SPINCOUNT=0`` for MXNet and ``allow_spinning=0`` for onnxruntime.
 """
 import os
