@@ -36,7 +36,9 @@ def labels_of(loader):
 
 
 def test_rec_info_counts_and_errors(rec, tmp_path):
-    assert rec_info(rec) == (NUM, 3)
+    info = rec_info(rec)
+    assert (info.num_samples, info.classes, info.present) == (NUM, 3, 3)
+    assert info.class_names == ['c0', 'c1', 'c2']        # the folders make_class_tree wrote
     with pytest.raises(UserError):
         rec_info(str(tmp_path / 'missing.rec'))
     bad = tmp_path / 'bad'

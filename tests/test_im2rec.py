@@ -303,10 +303,12 @@ def test_strict_and_max_pixels_option(hostile, tmp_path, capsys):
     err = capsys.readouterr().err
     assert 'is unusable' in err and 'Traceback' not in err
     assert not os.path.exists(tmp_path / 's.rec')
-    # 120x160 = 19200 pixels: a limit below that refuses even the good photo
+    # 120x160 = 19200 pixels: a limit below that refuses even the good photo, and a pack of
+    # nothing is an error, not "packed 0 images" with exit 0; nothing is written
     assert im2rec(str(hostile), str(tmp_path / 'm'), '--max-pixels', '19199', '--workers',
-                  '1', '--no-progress') == 0
-    assert open(tmp_path / 'm.lst').read() == ''
+                  '1', '--no-progress') == 2
+    assert 'none of the 5 images could be packed' in capsys.readouterr().err
+    assert not [n for n in os.listdir(tmp_path) if n.startswith('m.')]
     assert im2rec(str(hostile), str(tmp_path / 'n'), '--max-pixels', '19200', '--workers',
                   '1', '--no-progress') == 0
     assert len(open(tmp_path / 'n.lst').read().splitlines()) == 1

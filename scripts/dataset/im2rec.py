@@ -11,12 +11,14 @@ import argparse
 import os
 import sys
 
+from resnest.gluon.data.classfile import write_classes
 from resnest.gluon.data.folder import MAX_PIXELS
 from resnest.gluon.data.listing import write_lst
 from resnest.gluon.data.pack import PackOptions, pack_records, plan_image_folder
 from resnest.gluon.data.validate import check_records
 from resnest.gluon.utils.cli import run_cli
 from resnest.gluon.utils.errors import UserError
+from resnest.gluon.utils.outputs import refuse_existing
 
 
 def parse_args(argv):
@@ -89,11 +91,13 @@ def run_pack(args):
             args.max_pixels < 0:
         raise UserError('--resize and --max-pixels must be >= 0, --quality in 1..100 and '
                         '--workers >= 1')
-    entries = plan_image_folder(args.image_dir, args.prefix, lst=args.lst,
-                                shuffle=args.shuffle, seed=args.seed, force=args.force,
-                                outputs=('.lst',) if args.list_only else ('.rec', '.idx'))
+    entries, classes = plan_image_folder(args.image_dir, lst=args.lst, shuffle=args.shuffle,
+                                         seed=args.seed)
     if args.list_only:
+        refuse_existing([args.prefix + '.lst'], args.force, what='list')
         write_lst(args.prefix + '.lst', entries)
+        if classes is not None:
+            write_classes(args.prefix, classes)
         print(f'listed {len(entries)} images in {args.prefix}.lst')
         return 0
     options = PackOptions(resize=args.resize, quality=args.quality, center_crop=args.center_crop,
@@ -102,7 +106,8 @@ def run_pack(args):
     from tqdm import tqdm
     with tqdm(total=len(entries), unit='img', disable=args.no_progress, smoothing=0.1) as bar:
         result = pack_records(args.image_dir, entries, args.prefix, options, args.workers,
-                              args.strict, progress=bar.update)
+                              args.strict, progress=bar.update, classes=classes,
+                              force=args.force)
     rate = result.packed / max(result.seconds, 1e-9)
     skipped = (f'; skipped {len(result.skipped)} unusable images (see {args.prefix}.skipped.tsv)'
                if result.skipped else '; nothing skipped')

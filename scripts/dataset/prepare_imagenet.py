@@ -58,11 +58,12 @@ def build_records(args):
             print(f'{prefix}.rec already complete')
             continue
         # no .rec: an earlier run stopped before it; its leftovers (.idx, .lst) are replaced
-        entries = plan_image_folder(os.path.join(args.target_dir, split), prefix,
-                                    shuffle=shuffle, seed=0, force=True)
+        entries, classes = plan_image_folder(os.path.join(args.target_dir, split),
+                                             shuffle=shuffle, seed=0)
         with tqdm(total=len(entries), unit='img', desc=split, disable=args.no_progress) as bar:
             result = pack_records(os.path.join(args.target_dir, split), entries, prefix,
-                                  options, args.num_workers, progress=bar.update)
+                                  options, args.num_workers, progress=bar.update,
+                                  classes=classes, force=True)
         print(f'{prefix}.rec: {result.packed} images, {len(result.skipped)} skipped '
               f'(see {prefix}.skipped.tsv), {result.rec_bytes / 1e9:.2f} GB')
 

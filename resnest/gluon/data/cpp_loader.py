@@ -78,6 +78,13 @@ class ImageRecordIterLoader:
             except StopIteration:
                 source.reset()  # a smaller block: wrap around to match the other ranks
                 continue
+            except mx.base.MXNetError as err:
+                # The C++ reader stops on a record it cannot decode, with no record number.
+                raise UserError(f"MXNet's C++ reader cannot decode a record of "
+                                f"{self._args['path_imgrec']} ({str(err).splitlines()[0][:200]}"
+                                f"); find it with scripts/dataset/im2rec.py --check "
+                                f"{self._args['path_imgrec'][:-4]}, or train with "
+                                "--loader-backend python, which names it.") from None
             produced += 1
             if produced <= self._start:
                 continue

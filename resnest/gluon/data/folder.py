@@ -18,6 +18,9 @@ import warnings
 import cv2
 import numpy as np
 
+from ..utils.files import walk_files
+from .classfile import check_names
+
 IMAGE_EXTENSIONS = frozenset(
     ['.jpg', '.jpeg', '.jpe', '.png', '.bmp', '.tif', '.tiff', '.webp', '.ppm', '.pgm', '.gif'])
 _SOF_MARKERS = frozenset(range(0xC0, 0xD0)) - {0xC4, 0xC8, 0xCC}
@@ -55,18 +58,24 @@ def scan_class_folders(root):
         Sorted class folder names; label ``i`` is ``classes[i]``.
     items : list of (str, int)
         ``(relative/path, label)`` with ``/`` separators, sorted by class then path.
-        Non-image files and hidden files are left out.
+        Non-image files and hidden files are left out; what cannot be read as an image (a
+        FIFO named ``x.jpg``, a path with a tab) is listed, for the reader to skip with its
+        reason.
+
+    Raises
+    ------
+    UserError
+        A class folder name that cannot be a class name (a tab, a line break).
     """
     classes = sorted(d for d in os.listdir(root)
                      if not d.startswith('.') and os.path.isdir(os.path.join(root, d)))
+    check_names(classes, f'the class folders of {root}')
     items = []
     for label, name in enumerate(classes):
         found = []
-        for dirpath, dirnames, filenames in os.walk(os.path.join(root, name)):
-            dirnames[:] = sorted(d for d in dirnames if not d.startswith('.'))
-            rel_dir = os.path.relpath(dirpath, root).replace(os.sep, '/')
-            found.extend(f'{rel_dir}/{f}' for f in filenames
-                         if not f.startswith('.') and is_image_file(f))
+        for rel, files in walk_files(os.path.join(root, name)):
+            prefix = f'{name}/{rel}/'.replace(os.sep, '/') if rel else f'{name}/'
+            found.extend(prefix + f for f in files if is_image_file(f))
         items.extend((path, label) for path in sorted(found))
     return classes, items
 
@@ -206,37 +215,83 @@ def _imdecode_checked(buf, flag):
     return img
 
 
-def _png_has_alpha(data):
-    # IHDR colour type sits at byte 25: 4 = grey + alpha, 6 = RGBA.
-    return len(data) > 25 and data[25] in (4, 6)
+# The decode policy, one for every image mode (the module doc of decode_image): what is
+# refused, and the smallest and most elongated image admitted.
+MIN_SIDE = 8
+MAX_ASPECT = 64
+_REFUSED_MODES = {
+    'F': 'its samples are 32-bit floats, which have no exact 8-bit reading',
+    'I;16S': 'its samples are signed 16-bit integers, which have no exact 8-bit reading',
+    'I;32S': 'its samples are signed 32-bit integers, which have no exact 8-bit reading',
+}
+_SIXTEEN_BIT = ('I;16', 'I;16L', 'I;16B', 'I;16N')
 
 
-def _to_bgr8(img):
-    """Any decoded array (grey, BGRA, 16-bit) -> uint8 BGR, alpha composited on white."""
-    if img.dtype == np.uint16:
-        img = (img >> 8).astype(np.uint8)
-    if img.ndim == 2:
-        return cv2.cvtColor(img, cv2.COLOR_GRAY2BGR)
-    if img.shape[2] == 4:
-        alpha = img[:, :, 3:4].astype(np.float32) / 255.0
-        rgb = img[:, :, :3].astype(np.float32)
-        return (rgb * alpha + 255.0 * (1.0 - alpha) + 0.5).astype(np.uint8)
-    return img
+def _on_white(rgba):
+    """RGB uint8 of an RGBA uint8 array, composited on white: ``rgb * a + 255 * (1 - a)``."""
+    alpha = rgba[:, :, 3:4].astype(np.float32) / 255.0
+    rgb = rgba[:, :, :3].astype(np.float32)
+    return (rgb * alpha + 255.0 * (1.0 - alpha) + 0.5).astype(np.uint8)
+
+
+def _pil_rgb(im):
+    """RGB uint8 of a PIL image by the policy (see :func:`decode_image`)."""
+    from PIL import ImageOps
+    im = ImageOps.exif_transpose(im)
+    mode = im.mode
+    if mode in _REFUSED_MODES or (mode in ('I', 'I;32') and im.format != 'PNG'):
+        raise BadImage(_REFUSED_MODES.get(mode, 'its samples are signed or wider than 16 bits, '
+                                          'which have no exact 8-bit reading'))
+    if mode in _SIXTEEN_BIT or mode in ('I', 'I;32'):       # 16-bit grey (PNG loads as 'I')
+        grey = np.asarray(im).astype(np.uint32)
+        if grey.max(initial=0) > 65535:
+            raise BadImage('its samples exceed 16 bits, which have no exact 8-bit reading')
+        return np.repeat((grey >> 8).astype(np.uint8)[:, :, None], 3, axis=2)
+    if 'A' in mode or 'transparency' in im.info:
+        return _on_white(np.asarray(im.convert('RGBA')))
+    return np.asarray(im.convert('RGB'))
 
 
 def _decode_with_pil(data):
+    """RGB uint8 of a non-JPEG file, decoded by PIL, the reference decoder of every format."""
+    from PIL import Image, ImageFile
+    # Importing gluoncv.data turns this on for the whole process (gluoncv/data/mhp.py): PIL
+    # would then decode a cut-off file silently. Truncated files are refused here.
+    ImageFile.LOAD_TRUNCATED_IMAGES = False
     try:
-        from PIL import Image
         with Image.open(io.BytesIO(data)) as im:
             im.load()
-            rgb = np.asarray(im.convert('RGB'))
-    except Exception:  # noqa: BLE001 - any decoder failure means "not readable"
-        return None
-    return np.ascontiguousarray(rgb[:, :, ::-1])
+            return _pil_rgb(im)
+    except BadImage:
+        raise
+    except Exception as err:  # noqa: BLE001 - any decoder failure means "not readable"
+        raise BadImage(f'not a decodable image ({type(err).__name__})') from None
+
+
+def _check_shape(img, height=None, width=None):
+    """``img``, refused when its full size (``height`` x ``width`` when a reduced decode made
+    ``img`` smaller) is too small or too elongated."""
+    if height is None:
+        height, width = img.shape[:2]
+    if min(height, width) < MIN_SIDE:
+        raise BadImage(f'too small: {width}x{height} pixels (at least {MIN_SIDE} on each side)')
+    if max(height, width) > MAX_ASPECT * min(height, width):
+        raise BadImage(f'too elongated: {width}x{height} pixels (sides differ by more than '
+                       f'{MAX_ASPECT}x)')
+    return img
 
 
 def decode_image(data, min_side=0, max_pixels=MAX_PIXELS, damage_warnings=True):
     """Decode image bytes into an upright uint8 BGR array of shape (H, W, 3).
+
+    One policy for every image mode, checked against PIL on real files: upright by its EXIF
+    orientation; grey becomes three equal channels; 16-bit samples keep their high byte;
+    anything transparent (RGBA, grey + alpha, a palette or a grey / RGB image with a
+    transparent colour) is composited on white; CMYK and other colour spaces are converted as
+    PIL converts them. Refused, with the reason: float and signed samples (no exact 8-bit
+    reading), images under :data:`MIN_SIDE` pixels on a side or more elongated than
+    :data:`MAX_ASPECT`, truncated or damaged files. JPEGs are decoded by OpenCV (libjpeg,
+    with reduced-size decoding), everything else by PIL.
 
     Parameters
     ----------
@@ -255,34 +310,31 @@ def decode_image(data, min_side=0, max_pixels=MAX_PIXELS, damage_warnings=True):
     Raises
     ------
     BadImage
-        Empty, too large, truncated, corrupt (any libjpeg damage warning) or undecodable data.
+        Empty, too large, too small, truncated, corrupt (any libjpeg damage warning),
+        undecodable, or of a mode the policy refuses.
     """
     if not data:
         raise BadImage('empty file')
     info = jpeg_info(data)
     _check_pixels(data, max_pixels, info)
-    buf = np.frombuffer(data, np.uint8)
-    if info is not None:
-        if not info['complete']:
-            raise BadImage('truncated JPEG (no end-of-image marker)')
-        flag = cv2.IMREAD_COLOR
-        shorter = min(info['height'], info['width'])
-        for factor, reduced in _REDUCED:
-            if min_side and shorter and -(-shorter // factor) >= min_side:
-                flag = reduced
-                break
-        img = _imdecode_checked(buf, flag) if damage_warnings else cv2.imdecode(buf, flag)
-    elif data[:8] == b'\x89PNG\r\n\x1a\n':
-        if b'IEND' not in data[-64:]:
+    if info is None:
+        if data[:8] == b'\x89PNG\r\n\x1a\n' and b'IEND' not in data[-64:]:
             raise BadImage('truncated PNG (no IEND chunk)')
-        img = cv2.imdecode(buf, cv2.IMREAD_UNCHANGED if _png_has_alpha(data) else cv2.IMREAD_COLOR)
-    else:
-        img = cv2.imdecode(buf, cv2.IMREAD_UNCHANGED)
-        if img is None:
-            img = _decode_with_pil(data)
+        rgb = _check_shape(_decode_with_pil(data))
+        return np.ascontiguousarray(rgb[:, :, ::-1])
+    if not info['complete']:
+        raise BadImage('truncated JPEG (no end-of-image marker)')
+    flag = cv2.IMREAD_COLOR
+    shorter = min(info['height'], info['width'])
+    for factor, reduced in _REDUCED:
+        if min_side and shorter and -(-shorter // factor) >= min_side:
+            flag = reduced
+            break
+    buf = np.frombuffer(data, np.uint8)
+    img = _imdecode_checked(buf, flag) if damage_warnings else cv2.imdecode(buf, flag)
     if img is None or img.size == 0:
         raise BadImage('not a decodable image')
-    return _to_bgr8(img)
+    return _check_shape(img, info['height'] or None, info['width'] or None)
 
 
 def resize_shorter(img, size):

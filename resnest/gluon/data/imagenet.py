@@ -19,6 +19,7 @@ import tarfile
 
 from ..utils.checksum import file_digest
 from ..utils.errors import UserError
+from ..utils.io import write_json
 
 ARCHIVES = {
     'train': ('ILSVRC2012_img_train.tar', '1d675b47d978889d74fa0da5fadfb00e'),
@@ -68,8 +69,7 @@ def verify_checksums(paths, state_file):
             raise UserError(f'{path} does not have the published MD5 {ARCHIVES[key][1]}; '
                             'the download is incomplete or damaged, download it again')
         state[key] = stamp
-        with open(state_file, 'w', encoding='utf-8') as fout:
-            json.dump(state, fout)
+        write_json(state_file, state)
 
 
 def _member(archive, suffix):

@@ -13,6 +13,7 @@ from typing import NamedTuple
 import numpy as np
 
 from ..utils.errors import UserError
+from ..utils.files import read_regular, walk_files
 from .folder import BadImage, decode_image, is_image_file
 from .recordio import RecordError, read_idx, read_record, unpack_payload
 
@@ -33,11 +34,8 @@ class InputItem(NamedTuple):
 
 def _folder_images(folder):
     """Every image file below ``folder`` (hidden files and folders left out), sorted."""
-    found = []
-    for dirpath, dirnames, filenames in os.walk(folder):
-        dirnames[:] = sorted(d for d in dirnames if not d.startswith("."))
-        found.extend(os.path.join(dirpath, f) for f in sorted(filenames)
-                     if not f.startswith(".") and is_image_file(f))
+    found = [os.path.join(folder, rel, f) if rel else os.path.join(folder, f)
+             for rel, files in walk_files(folder) for f in files if is_image_file(f)]
     if not found:
         raise UserError(f"folder {folder} holds no image files (looked for "
                         "jpg/png/bmp/tif/webp/gif/ppm at any depth); give another folder.")
@@ -129,8 +127,7 @@ class ImageInputs:
 
     def _read(self, item):
         if item.offset < 0:
-            with open(item.path, "rb") as f:
-                return f.read(), None
+            return read_regular(item.path), None
         handle = self._handles.get(item.path)
         if handle is None:
             handle = self._handles[item.path] = open(item.path, "rb")

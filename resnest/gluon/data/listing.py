@@ -1,10 +1,15 @@
-"""Image lists: MXNet's ``.lst`` files, class-name files, and building both from a folder tree."""
+"""Image lists: MXNet's ``.lst`` files (the one module that writes and reads them), and the
+list of a class-folder tree. A list admits only what it can hold exactly: record keys are whole
+numbers >= 0, labels finite numbers, paths without tabs or line breaks."""
 import os
 import random
 from dataclasses import dataclass
 
+import math
+
 from ..utils.errors import UserError
 from ..utils.io import write_text
+from .classfile import name_problem
 from .folder import scan_class_folders
 
 
@@ -74,27 +79,27 @@ def read_lst(lst_path):
             try:
                 if len(fields) < 3:
                     raise ValueError
-                entries.append(ListEntry(int(fields[0]),
-                                         tuple(float(v) for v in fields[1:-1]), fields[-1]))
+                entry = ListEntry(int(fields[0]), tuple(float(v) for v in fields[1:-1]),
+                                  fields[-1])
             except ValueError:
                 raise UserError(f'line {number} of {lst_path} is not "index<TAB>label<TAB>path"'
                                 '; MXNet .lst files use tabs') from None
+            problem = (f'the index {entry.index} is negative' if entry.index < 0 else
+                       'a label is not a finite number' if not all(map(math.isfinite,
+                                                                       entry.labels)) else
+                       'the path is empty' if not entry.path.strip() else None)
+            if problem:
+                raise UserError(f'line {number} of {lst_path} cannot be packed: {problem}.')
+            entries.append(entry)
     return entries
 
 
 def write_lst(lst_path, entries):
-    """Write ``entries`` as an MXNet ``.lst`` file, atomically."""
+    """Write ``entries`` as an MXNet ``.lst`` file, atomically (a path that cannot be listed,
+    with a tab or a line break, is refused)."""
+    for entry in entries:
+        problem = name_problem(entry.path)
+        if problem:
+            raise UserError(f'{entry.path!r} cannot be written to {lst_path}: {problem}; '
+                            'rename the file.')
     write_text(lst_path, ''.join(lst_line(e) for e in entries))
-
-
-def write_classes(path, classes):
-    """``PREFIX.classes.txt``: line ``i`` is the name of class ``i``."""
-    write_text(path, ''.join(f'{name}\n' for name in classes))
-
-
-def read_classes(path):
-    """Class names from a ``classes.txt`` file, or None if there is none."""
-    if not os.path.isfile(path):
-        return None
-    with open(path, encoding='utf-8') as fcls:
-        return [line.rstrip('\n') for line in fcls if line.strip()]

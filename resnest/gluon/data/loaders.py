@@ -158,7 +158,7 @@ class PythonLoader:
             return
         if self._pool is None:
             self._pool = ProcessPoolExecutor(
-                self._num_workers, mp_context=worker_context(), initializer=init_worker,
+                self._num_workers, mp_context=worker_context(shared_memory=True), initializer=init_worker,
                 initargs=(_setup_worker, self._dataset))
         with closing(ordered_results(self._pool, _load_batch, batches, 2 * self._num_workers,
                                      discard=_unlink)) as stream:

@@ -14,19 +14,21 @@ Design, for a tool people can trust:
 import os
 import time
 from contextlib import closing
-from concurrent.futures import ProcessPoolExecutor
 from concurrent.futures.process import BrokenProcessPool
 from dataclasses import dataclass, field
 
 import cv2
 
 from ..utils.errors import UserError
+from ..utils.files import read_regular
 from ..utils.io import atomic_group
+from ..utils.outputs import OutputLock, refuse_existing
+from .classfile import check_names, name_problem, read_classes
 from .folder import (MAX_PIXELS, BadImage, center_square, decode_image, jpeg_info,
                      resize_shorter)
-from .listing import list_folder, lst_line, read_classes, read_lst, write_classes
+from .listing import list_folder, lst_line, read_lst
 from .recordio import encode_record, pack_payload
-from .workers import init_worker, ordered_results, worker_context
+from .workers import ordered_map
 
 _CHUNK = 16
 
@@ -104,8 +106,10 @@ def image_bytes(data, options):
 def encode_entry(root, entry, options):
     """``(record bytes, None)`` for a good image, ``(None, reason)`` for a bad one."""
     try:
-        with open(os.path.join(root, entry.path), 'rb') as fimg:
-            data = fimg.read()
+        problem = name_problem(entry.path)
+        if problem:
+            raise BadImage(f'its path cannot be listed: {problem}')
+        data = read_regular(os.path.join(root, entry.path))
         payload = pack_payload(entry.labels, entry.index, image_bytes(data, options))
     except BadImage as err:
         return None, str(err)
@@ -114,42 +118,30 @@ def encode_entry(root, entry, options):
     return encode_record(payload), None
 
 
-_WORKER = {}
-
-
-def _setup_worker(root, options):
-    _WORKER['root'], _WORKER['options'] = root, options
-
-
-def _encode_chunk(entries):
-    return [encode_entry(_WORKER['root'], e, _WORKER['options']) for e in entries]
+def _encode_chunk(job, entries):
+    root, options = job
+    return [encode_entry(root, e, options) for e in entries]
 
 
 def _encoded_in_order(root, entries, options, workers):
     """Yield ``(entry, record or None, reason)`` in list order, encoding on ``workers``."""
+    threads = cv2.getNumThreads()
     if workers <= 1:
-        threads = cv2.getNumThreads()
         cv2.setNumThreads(1)  # same code path and same bytes as a worker
-        try:
-            for entry in entries:
-                yield (entry,) + encode_entry(root, entry, options)
-        finally:
-            cv2.setNumThreads(threads)
-        return
-    chunks = [entries[i:i + _CHUNK] for i in range(0, len(entries), _CHUNK)]
-    pool = ProcessPoolExecutor(workers, mp_context=worker_context(), initializer=init_worker,
-                               initargs=(_setup_worker, root, options))
     try:
-        for chunk, results in ordered_results(pool, _encode_chunk, chunks, 4 * workers):
+        chunks = [entries[i:i + _CHUNK] for i in range(0, len(entries), _CHUNK)]
+        for chunk, results in ordered_map(_encode_chunk, (root, options), chunks, workers,
+                                          depth=4 * workers):
             for entry, (record, reason) in zip(chunk, results):
                 yield entry, record, reason
     finally:
-        pool.shutdown(wait=True, cancel_futures=True)
+        cv2.setNumThreads(threads)
 
 
 def pack_records(root, entries, prefix, options=PackOptions(), workers=1, strict=False,
-                 progress=None):
-    """Pack ``entries`` (image paths under ``root``) into ``PREFIX.rec/.idx/.lst``.
+                 progress=None, classes=None, force=False, extra_files=None):
+    """Pack ``entries`` (image paths under ``root``) into ``PREFIX.rec/.idx/.lst`` (+
+    ``.classes.txt`` when ``classes`` is given, ``.skipped.tsv``), as one group.
 
     Parameters
     ----------
@@ -158,7 +150,9 @@ def pack_records(root, entries, prefix, options=PackOptions(), workers=1, strict
     entries : list of ListEntry
         Records in the order they are written; ``index`` becomes the record key.
     prefix : str
-        Output prefix; existing outputs are replaced only when the new ones are complete.
+        Output prefix. Existing outputs are refused unless ``force``; with it, they are
+        replaced only when the new ones are complete, as a whole (the old ``.rec`` goes first,
+        the new one comes last: a reader never sees an old ``.rec`` beside new side-cars).
     options : PackOptions
     workers : int
         Encoding processes; the output bytes do not depend on it.
@@ -166,6 +160,12 @@ def pack_records(root, entries, prefix, options=PackOptions(), workers=1, strict
         Abort (UserError) at the first bad image instead of skipping it.
     progress : callable or None
         Called with the number of entries done since the last call.
+    classes : list of str, optional
+        The class names (label ``i`` is ``classes[i]``).
+    force : bool
+    extra_files : dict, optional
+        ``{suffix: text}`` of further side-cars written in the same group (``PREFIX +
+        suffix``), e.g. the folder cache's ``.pack.json``.
 
     Returns
     -------
@@ -174,25 +174,68 @@ def pack_records(root, entries, prefix, options=PackOptions(), workers=1, strict
     Raises
     ------
     UserError
-        A bad image under ``strict``, a dead worker, or an unwritable output.
+        An existing output without ``force``, another packer writing the same prefix, a bad
+        image under ``strict``, no image that could be packed, a dead worker, or an unwritable
+        output. Nothing is written then.
     """
-    outputs = [os.path.abspath(prefix + ext) for ext in ('.idx', '.lst', '.skipped.tsv', '.rec')]
-    idx_path, lst_path, skipped_path, rec_path = outputs
+    extra_files = dict(extra_files or {})
+    names = ('.idx', '.lst', '.skipped.tsv') + (('.classes.txt',) if classes is not None
+                                                 else ()) + tuple(extra_files) + ('.rec',)
+    outputs = [os.path.abspath(prefix + ext) for ext in names]
+    refuse_existing([prefix + '.rec', prefix + '.idx'], force, what='pack output')
+    if classes is not None:
+        check_names(classes, f'the classes of {prefix}')
+    _make_parent(prefix)
     result, start = PackResult(), time.time()
-    try:
-        with atomic_group(outputs) as tmp:      # .rec last: it appears only beside its .idx
-            with open(tmp[rec_path], 'wb') as frec, \
-                    open(tmp[idx_path], 'w', encoding='utf-8', newline='\n') as fidx, \
-                    closing(_encoded_in_order(root, entries, options, workers)) as stream:
-                lst, skipped_lines = _write_stream(stream, frec, fidx, strict, result, progress)
-            for path, lines in ((lst_path, lst), (skipped_path, ['path\treason\n'] + skipped_lines)):
-                with open(tmp[path], 'w', encoding='utf-8', newline='\n') as fout:
-                    fout.writelines(lines)
-    except BrokenProcessPool:
-        raise UserError(f'a worker process died (killed or out of memory) while packing '
-                        f'{prefix}.rec; nothing was written, rerun with fewer --workers') from None
+    with OutputLock(prefix, what=f'the pack {prefix}', prefix=True):
+        try:
+            with atomic_group(outputs) as tmp:   # .rec last: it marks the group complete
+                _fill_group(root, entries, options, workers, strict, progress, tmp, outputs,
+                            result)
+                texts = dict(extra_files)
+                if classes is not None:
+                    texts['.classes.txt'] = ''.join(f'{name}\n' for name in classes)
+                for suffix, text in texts.items():
+                    with open(tmp[os.path.abspath(prefix + suffix)], 'w', encoding='utf-8',
+                              newline='\n') as fout:
+                        fout.write(text)
+                if result.packed == 0:
+                    raise UserError(f'none of the {len(entries)} images could be packed into '
+                                    f'{prefix}.rec (the first: {result.skipped[0][0]}: '
+                                    f'{result.skipped[0][1]}); nothing was written')
+        except BrokenProcessPool:
+            raise UserError(f'a worker process died (killed or out of memory) while packing '
+                            f'{prefix}.rec; nothing was written, rerun with fewer --workers') \
+                from None
     result.seconds = time.time() - start
     return result
+
+
+def _fill_group(root, entries, options, workers, strict, progress, tmp, outputs, result):
+    idx_path, lst_path, skipped_path = outputs[:3]
+    with open(tmp[outputs[-1]], 'wb') as frec, \
+            open(tmp[idx_path], 'w', encoding='utf-8', newline='\n') as fidx, \
+            closing(_encoded_in_order(root, entries, options, workers)) as stream:
+        lst, skipped_lines = _write_stream(stream, frec, fidx, strict, result, progress)
+    for path, lines in ((lst_path, lst), (skipped_path, ['path\treason\n'] + skipped_lines)):
+        with open(tmp[path], 'w', encoding='utf-8', newline='\n') as fout:
+            fout.writelines(lines)
+
+
+def _tsv_field(text):
+    """A path or reason as one TSV field: tabs, line breaks and backslashes escaped."""
+    return text.replace('\\', '\\\\').replace('\t', '\\t').replace('\n', '\\n') \
+        .replace('\r', '\\r')
+
+
+def read_skipped(prefix):
+    """``[(path, reason)]`` of ``PREFIX.skipped.tsv`` (escapes undone), the skipped images."""
+    def field(text):
+        return (text.replace('\\t', '\t').replace('\\n', '\n').replace('\\r', '\r')
+                .replace('\\\\', '\\'))
+    with open(prefix + '.skipped.tsv', encoding='utf-8') as f:
+        rows = [line.rstrip('\n').split('\t') for line in f][1:]
+    return [(field(path), field(reason)) for path, reason in rows]
 
 
 def _write_stream(stream, frec, fidx, strict, result, progress):
@@ -202,10 +245,10 @@ def _write_stream(stream, frec, fidx, strict, result, progress):
     for entry, record, reason in stream:
         if record is None:
             if strict:
-                raise UserError(f'{entry.path} is unusable ({reason}); fix or remove it, or '
+                raise UserError(f'{entry.path!r} is unusable ({reason}); fix or remove it, or '
                                 'run without --strict to skip such files')
             result.skipped.append((entry.path, reason))
-            skipped_lines.append(f'{entry.path}\t{reason}\n')
+            skipped_lines.append(f'{_tsv_field(entry.path)}\t{_tsv_field(reason)}\n')
         else:
             frec.write(record)
             fidx.write(f'{entry.index}\t{result.rec_bytes}\n')
@@ -217,42 +260,25 @@ def _write_stream(stream, frec, fidx, strict, result, progress):
     return lst, skipped_lines
 
 
-def refuse_existing(prefix, extensions=('.rec', '.idx'), force=False):
-    """UserError if an output ``PREFIX + ext`` exists and ``force`` is not set: packing onto a
-    finished data set by mistake (a typo, a rerun) must not replace it silently."""
-    found = [prefix + ext for ext in extensions if os.path.exists(prefix + ext)]
-    if found and not force:
-        raise UserError(f'{found[0]} already exists; pass --force to replace it, or choose '
-                        'another output PREFIX')
-
-
-def plan_image_folder(image_dir, prefix, lst=None, shuffle=False, seed=0, force=False,
-                      outputs=('.rec', '.idx')):
-    """List ``image_dir`` (or read the ``lst`` file) and write ``PREFIX.classes.txt``.
-
-    The classes come from the sorted folder names, or from the ``.classes.txt`` beside
-    ``lst`` if there is one. Returns the entries for :func:`pack_records`. Refuses (before
-    writing anything) when one of the ``outputs`` extensions exists under ``prefix``, unless
-    ``force``.
+def plan_image_folder(image_dir, lst=None, shuffle=False, seed=0):
+    """What to pack: ``(entries, classes)`` of ``image_dir``'s class folders, or of the
+    ``lst`` file (its classes from the ``.classes.txt`` beside it, None without one). Nothing
+    is written.
 
     Raises
     ------
     UserError
-        An existing output without ``force``, a missing folder or list, a folder without
-        images, an uncreatable output folder.
+        A missing folder or list, a folder without images, a class name that cannot be
+        written.
     """
-    refuse_existing(prefix, outputs, force)
     if lst is not None:
-        entries, classes = read_lst(lst), read_classes(os.path.splitext(lst)[0] + '.classes.txt')
+        entries, classes = read_lst(lst), read_classes(os.path.splitext(lst)[0])
         if not os.path.isdir(image_dir):
             raise UserError(f'image folder {image_dir} does not exist; the paths in {lst} '
                             'are relative to it')
-    else:
-        classes, entries = list_folder(image_dir, shuffle=shuffle, seed=seed)
-    _make_parent(prefix)
-    if classes is not None:
-        write_classes(prefix + '.classes.txt', classes)
-    return entries
+        return entries, classes
+    classes, entries = list_folder(image_dir, shuffle=shuffle, seed=seed)
+    return entries, classes
 
 
 def _make_parent(prefix):

@@ -123,6 +123,29 @@ def skip_record(fd, offset, file_size):
             return pos + (-(total + 4 * (parts - 1)) % 4)
 
 
+def first_label(fd, offset, file_size):
+    """The first label of the image record starting at ``offset`` (``os.pread`` on ``fd``),
+    from its headers alone: 36 bytes at most are read.
+
+    Raises
+    ------
+    RecordError
+        The record is too short to hold an image header, or its label count runs past it.
+    """
+    head = os.pread(fd, 8 + _HEADER.size, offset)
+    if len(head) < 8 + _HEADER.size:
+        raise RecordError(f'the record at byte {offset} is shorter than an image header')
+    length = struct.unpack_from('<I', head, 4)[0] & _LREC_MASK
+    if length < _HEADER.size:
+        raise RecordError(f'the record at byte {offset} is shorter than an image header')
+    flag, label, _, _ = _HEADER.unpack_from(head, 8)
+    if flag == 0:
+        return float(label)
+    if length < _HEADER.size + 4 or offset + 8 + _HEADER.size + 4 > file_size:
+        raise RecordError(f'the record at byte {offset} declares {flag} labels it does not hold')
+    return float(struct.unpack('<f', os.pread(fd, 4, offset + 8 + _HEADER.size))[0])
+
+
 def read_idx(idx_path):
     """``[(key, offset), ...]`` from an .idx file, in file order.
 

@@ -10,6 +10,8 @@ import cv2
 import numpy as np
 
 from ..utils.errors import UserError
+from ..utils.files import read_regular
+from .folder import BadImage, decode_image, scan_class_folders
 from .recordio import RecordError, read_record, unpack_payload
 from .validate import checked_index
 
@@ -25,6 +27,7 @@ class RecordSamples:
         self.path = rec_path = prefix + '.rec'
         entries, info = checked_index(rec_path)
         self.num_samples, self.classes = info.num_samples, info.classes
+        self.class_names = info.class_names        # None: the pack names no classes
         self._keys = np.array([key for key, _ in entries], np.int64)
         self._offsets = np.array([offset for _, offset in entries], np.int64)
         self._file = None                          # opened lazily, once per worker process
@@ -64,7 +67,6 @@ class FolderSamples:
     evaluation; it refuses empty, truncated and oversized files."""
 
     def __init__(self, root):
-        from .folder import scan_class_folders
         if not os.path.isdir(root):
             raise UserError(f"image folder {root} does not exist; give a folder with one "
                             "sub-folder per class.")
@@ -80,11 +82,9 @@ class FolderSamples:
 
     def read(self, position, bgr=False):
         """``(RGB uint8 HWC image, label)`` of image ``position`` (BGR with ``bgr``)."""
-        from .folder import BadImage, decode_image
         path, label = self.items[int(position)]
         try:
-            with open(os.path.join(self.root, path), "rb") as f:
-                img = decode_image(f.read(), damage_warnings=False)
+            img = decode_image(read_regular(os.path.join(self.root, path)), damage_warnings=False)
         except (OSError, BadImage) as err:
             raise UserError(f"{os.path.join(self.root, path)} cannot be used ({err}).") from None
         return (img if bgr else cv2.cvtColor(img, cv2.COLOR_BGR2RGB)), float(label)

@@ -4,54 +4,45 @@ parent's life, and read in order.
 * :func:`worker_context` -- ``fork`` (instant) from a process with only the few threads that
   importing MXNet starts; ``forkserver`` from one where MXNet's engine, Horovod or CUDA run
   (forking those can deadlock the child or corrupt the driver state).
-* :func:`die_with_parent` -- called first in every worker: Linux sends the worker SIGKILL when
-  its parent dies (``prctl(PR_SET_PDEATHSIG)``), so a ``kill -9`` of the packer or of a
-  training rank leaves no worker blocked forever on its task queue. Under ``forkserver`` the
-  parent is the fork server, which exits when the main process does.
+* :func:`init_worker` -- first thing in every worker: it dies with its parent and does not
+  keep the fork server alive (:mod:`resnest.gluon.utils.processes`), so a ``kill -9`` of the
+  packer or of a training rank leaves no worker behind.
 * :func:`ordered_results` -- submit tasks with a bounded look-ahead and yield the results in
-  submission order, so output never depends on the number of workers.
+  submission order, so output never depends on the number of workers; :func:`ordered_map`
+  does it on a pool of its own that ends with the iteration (the packer, ``predict.py``).
 """
-import ctypes
 import multiprocessing
 import os
 import signal
 from collections import deque
+from concurrent.futures import ProcessPoolExecutor
 
-_PR_SET_PDEATHSIG = 1
-
-
-def die_with_parent():
-    """Have the kernel SIGKILL this process when its parent exits (Linux; elsewhere a no-op).
-    If the parent is already gone (it died before this ran), exit at once."""
-    parent = os.getppid()
-    try:
-        libc = ctypes.CDLL(None, use_errno=True)
-        libc.prctl(_PR_SET_PDEATHSIG, signal.SIGKILL, 0, 0, 0)
-    except (OSError, AttributeError):
-        return
-    if os.getppid() != parent or parent == 1:
-        os._exit(1)
+from ..utils.processes import detach_from_forkserver, die_with_parent
 
 
 def init_worker(setup=None, *args):
     """Pool initializer: die with the parent, leave Ctrl-C to the parent (which stops the
     pool; a worker must not die half-way on it), one OpenCV thread, then ``setup(*args)``."""
     die_with_parent()
+    detach_from_forkserver()
     signal.signal(signal.SIGINT, signal.SIG_IGN)
+    signal.signal(signal.SIGTERM, signal.SIG_DFL)
     import cv2
     cv2.setNumThreads(1)
     if setup is not None:
         setup(*args)
 
 
-def worker_context():
+def worker_context(shared_memory=False):
     """The multiprocessing context to start workers from this process (see module doc).
 
-    It also starts the resource tracker here first, so that the workers share this process's
-    tracker (a forked child would otherwise start its own): shared memory a worker makes and
-    this process frees is then tracked once, and freed by it should this process die."""
-    from multiprocessing import resource_tracker
-    resource_tracker.ensure_running()
+    With ``shared_memory`` (workers that hand back batches in shared memory) it also starts
+    the resource tracker here first, so that the workers share this process's tracker (a
+    forked child would otherwise start its own): shared memory a worker makes and this process
+    frees is then tracked once, and freed by it should this process die."""
+    if shared_memory:
+        from multiprocessing import resource_tracker
+        resource_tracker.ensure_running()
     try:
         threads = len(os.listdir('/proc/self/task'))
     except OSError:
@@ -84,3 +75,32 @@ def ordered_results(executor, fn, tasks, depth, discard=None):
         for _, future in pending:
             if not future.cancel() and discard is not None:
                 future.add_done_callback(lambda f: f.exception() or discard(f.result()))
+
+
+_STATE = {}
+
+
+def _call(task):
+    fn, value = _STATE["fn"], _STATE["value"]
+    return fn(value, task)
+
+
+def _setup_map(fn, value):
+    _STATE["fn"], _STATE["value"] = fn, value
+
+
+def ordered_map(fn, value, tasks, workers, depth=None):
+    """Yield ``(task, fn(value, task))`` in the order of ``tasks``, computed on ``workers``
+    processes (``value`` is sent to each worker once; ``fn`` must be a module-level function),
+    or in this process when ``workers`` <= 1. The pool is started here and shut down when the
+    iteration ends, however it ends."""
+    if workers <= 1:
+        for task in tasks:
+            yield task, fn(value, task)
+        return
+    pool = ProcessPoolExecutor(workers, mp_context=worker_context(), initializer=init_worker,
+                               initargs=(_setup_map, fn, value))
+    try:
+        yield from ordered_results(pool, _call, tasks, depth or 2 * workers)
+    finally:
+        pool.shutdown(wait=True, cancel_futures=True)

@@ -1,0 +1,40 @@
+"""Class folders packed once (:mod:`resnest.gluon.data.packcache`): reused while the folder is
+unchanged, packed again when it changes, and a user's own ``<folder>.rec`` never replaced."""
+import os
+import shutil
+
+import pytest
+
+from resnest.gluon.data import rec_info, write_digits
+from resnest.gluon.data.packcache import cached_pack
+from resnest.gluon.utils.errors import UserError
+
+
+@pytest.fixture
+def folder(tmp_path):
+    write_digits(str(tmp_path / "d"), size=32, classes=[5, 6, 7, 8, 9], train_per_class=20)
+    shutil.copytree(tmp_path / "d" / "train", tmp_path / "train")
+    return tmp_path / "train"
+
+
+def test_class_folders_are_packed_once_and_again_when_they_change(folder):
+    logs = []
+    rec = cached_pack(str(folder), shuffle=True, log=logs.append)
+    assert rec == str(folder) + ".rec" and rec_info(rec).num_samples == 100 and len(logs) == 1
+    stamp = os.stat(rec).st_mtime_ns
+    assert cached_pack(str(folder), shuffle=True, log=logs.append) == rec
+    assert len(logs) == 1 and os.stat(rec).st_mtime_ns == stamp       # reused, not repacked
+    shutil.copy(folder / "5" / sorted(os.listdir(folder / "5"))[0], folder / "5" / "extra.jpg")
+    cached_pack(str(folder), shuffle=True, log=logs.append)
+    assert len(logs) == 2 and rec_info(rec).num_samples == 101
+    assert rec_info(rec).class_names == ["5", "6", "7", "8", "9"]
+
+
+def test_a_users_own_pack_beside_the_folder_is_never_replaced(folder):
+    """A data/train.rec the user packed (no description of ours) stays byte for byte."""
+    own = str(folder) + ".rec"
+    with open(own, "wb") as f:
+        f.write(b"the user's records")
+    with pytest.raises(UserError, match="was not packed from .* by this project's cache"):
+        cached_pack(str(folder), shuffle=True, log=lambda m: None)
+    assert open(own, "rb").read() == b"the user's records"
