@@ -1,5 +1,6 @@
 """The main job in miniature: a small real digits tree -> im2rec -> 2-rank horovodrun training
-(1 epoch) -> verify -> predict -> accuracy/latency per engine -> report; the report's numbers are those of the run's files."""
+(1 epoch) -> verify -> predict -> accuracy/latency per engine -> report; the report's numbers
+are those of the run's files."""
 import json
 import os
 import shutil

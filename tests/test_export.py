@@ -7,7 +7,8 @@ import numpy as np
 import pytest
 
 from resnest.gluon import UserError, get_model
-from resnest.gluon.inference.export import export_onnx, export_symbol, load_exported, onnx_runner
+from resnest.gluon.inference.export import export_onnx, export_symbol, load_exported
+from resnest.gluon.inference.onnxruntime import onnx_runner
 
 from conftest import randomize_bn
 

@@ -165,7 +165,8 @@ def test_sync_batchnorm_and_frozen_statistics(frozen):
 
 def test_onnx_export_gives_every_map_in_onnxruntime(tmp_path):
     pytest.importorskip("onnxruntime")
-    from resnest.gluon.inference.export import export_onnx, onnx_runner
+    from resnest.gluon.inference.export import export_onnx
+    from resnest.gluon.inference.onnxruntime import onnx_runner
     x = mx.nd.random.uniform(shape=(2, 3, 64, 64))
     net = get_model("resnest_tiny", features_only=True, out_indices=(0, 2, 4), dilated=True)
     net.initialize(mx.init.Xavier())

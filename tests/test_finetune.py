@@ -129,19 +129,3 @@ def test_weights_of_another_architecture_are_one_sentence(digits, tmp_path):
     assert proc.stderr.count("error:") == 1 and "Traceback" not in proc.stderr
 
 
-def test_class_folders_are_packed_once_and_again_when_they_change(digits, tmp_path):
-    from resnest.gluon.train.inputs import packed_folder
-    from resnest.gluon.data import rec_info
-    folder = tmp_path / "train"
-    shutil.copytree(digits.root / "d59" / "train", folder)
-    logs = []
-    rec = packed_folder(str(folder), shuffle=True, log=logs.append)
-    assert rec == str(folder) + ".rec" and rec_info(rec).num_samples == 100 and len(logs) == 1
-    stamp = os.stat(rec).st_mtime_ns
-    assert packed_folder(str(folder), shuffle=True, log=logs.append) == rec
-    assert len(logs) == 1 and os.stat(rec).st_mtime_ns == stamp       # reused, not repacked
-    shutil.copy(folder / "5" / sorted(os.listdir(folder / "5"))[0], folder / "5" / "extra.jpg")
-    packed_folder(str(folder), shuffle=True, log=logs.append)
-    assert len(logs) == 2 and rec_info(rec).num_samples == 101
-    with open(str(folder) + ".classes.txt") as f:
-        assert f.read().split() == ["5", "6", "7", "8", "9"]

@@ -82,7 +82,8 @@ def test_the_probability_ramp_is_the_authors_scheduler():
     net.add(module.DropBlock(0.0, 3, 4, 8, 8))
     for num_epochs in (1, 5, 270):
         scheduler = module.DropBlockScheduler(net, 0, 0.1, num_epochs)
-        for epoch in sorted({0, num_epochs // 2, num_epochs - 1} | ({1} if num_epochs > 1 else set())):
+        epochs = {0, num_epochs // 2, num_epochs - 1} | ({1} if num_epochs > 1 else set())
+        for epoch in sorted(epochs):
             scheduler(epoch)
             assert dropblock_prob(epoch, num_epochs, 0.1) == pytest.approx(net[0].drop_prob)
 

@@ -68,13 +68,12 @@ def _scores(row):
 @pytest.fixture(scope="module")
 def ckpt(digits_net, tmp_path_factory):
     """The digits model as a checkpoint, with the JSON train.py writes beside it."""
+    from resnest.gluon.checkpoint import CheckpointRecord, write_checkpoint
     root = tmp_path_factory.mktemp("ckpt")
-    params = root / "imagenet-resnest_tiny-3.params"
-    digits_net.save_parameters(str(params))
-    record = {"class_names": [f"digit {d}" for d in range(10)],
-              "eval": {"crop_size": 32, "crop_ratio": 1.0}}
-    (root / "imagenet-resnest_tiny-3.json").write_text(json.dumps(record))
-    return str(params)
+    record = CheckpointRecord(model="resnest_tiny", epoch=3,
+                              class_names=[f"digit {d}" for d in range(10)],
+                              eval={"crop_size": 32, "crop_ratio": 1.0})
+    return write_checkpoint(str(root), record, digits_net.save_parameters)["params"]
 
 
 def _val_files(digits_data):
@@ -275,7 +274,7 @@ def test_bad_input_is_one_sentence(main, ckpt, tmp_path):
              ([str(tmp_path / "empty")], "holds no image files"),
              ([str(tmp_path / "missing.jpg")], "missing.jpg does not exist"),
              ([str(tmp_path / "*.png")], "matches no files"),
-             (["--topk", "0", str(tmp_path)], "at least 1")]
+             (["--topk", "0", str(tmp_path)], "--topk must be positive")]
     for argv, message in cases:
         with pytest.raises(UserError, match=message):
             main(base + argv)

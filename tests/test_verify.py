@@ -154,13 +154,13 @@ def test_bad_inputs_are_one_sentence_errors(main, data, tmp_path):
     other.save_parameters(str(tmp_path / "r14.params"))
     with pytest.raises(UserError, match="does not fit model resnest_tiny"):
         main(["--model", "resnest_tiny", "--resume", str(tmp_path / "r14.params")] + rec)
-    with pytest.raises(UserError, match="crop size 16 is too small"):
+    with pytest.raises(UserError, match="--crop-size must be at least 32, got 16"):
         main(["--model", "resnest_tiny", "--resume", str(data / "tiny3.params"),
               "--crop-size", "16"] + rec)
     with pytest.raises(UserError, match="does not exist"):
         main(["--model", "resnest_tiny", "--resume", str(data / "tiny3.params"),
               "--rec-val", str(tmp_path / "missing.rec")])
-    with pytest.raises(UserError, match="crop size 0 is too small"):        # not 224
+    with pytest.raises(UserError, match="--crop-size must be at least 32, got 0"):  # not 224
         main(["--model", "resnest_tiny", "--resume", str(data / "tiny3.params"),
               "--crop-size", "0"] + rec)
     with pytest.raises(UserError, match="--crop-size 40000 with batch size 8 needs at least"):

@@ -21,16 +21,12 @@ import mxnet as mx
 import numpy as np
 from mxnet import autograd
 
-from ..layers.dropblock import set_drop_prob
-from ..utils.distributed import inject_fault, trace_file
 from ..utils.errors import UserError
 from ..utils.seed import derive_seed, seed_everything
-from .losses import draw_mixup_lam, make_targets, soft_cross_entropy
 from .scaling import LossScaler, optimizer_state_arrays
-from .schedule import dropblock_prob, learning_rate
 
-__all__ = ["TrainingDiverged", "LossScaler", "StepResult", "PendingStep", "Recipe",
-           "sync_replicas", "train_step", "train_epoch"]
+__all__ = ["TrainingDiverged", "LossScaler", "StepResult", "PendingStep", "sync_replicas",
+           "train_step", "train_epoch"]
 
 
 class TrainingDiverged(UserError):
@@ -72,8 +68,7 @@ def _step_stats(loss, grads_ok, batch, dist):
                         rank_hot.reshape((-1,)) * bad, dim=0)
 
 
-def train_step(net, trainer, dist, data, label, classes, smoothing_eps=0.0, mixup_lam=None,
-               scaler=None, wait=True, name="step_stats"):
+def train_step(net, trainer, dist, batch, loss_fn, scaler=None, wait=True, name="step_stats"):
     """Forward, backward, gradient allreduce and (unless any rank had a non-finite loss or
     gradient) the update.
 
@@ -81,12 +76,11 @@ def train_step(net, trainer, dist, data, label, classes, smoothing_eps=0.0, mixu
     ----------
     net, trainer : the model and its (distributed) Trainer; the LR is set by the caller.
     dist : Dist
-    data, label : one batch on ``dist.ctx``
-    classes : int
-    smoothing_eps : float
-        Label smoothing (0: none).
-    mixup_lam : float or None
-        Mixup coefficient for this batch (None: no mixup).
+    batch : tuple
+        One batch of the loader, on ``dist.ctx``.
+    loss_fn : callable
+        ``loss_fn(net, batch)`` -> per-sample losses, shape ``(samples,)``; called inside
+        ``autograd.record()`` (the task's loss: e.g. mixed, smoothed cross-entropy).
     scaler : LossScaler or None
         fp16: scales the loss and applies the update on the device only where every rank's
         step was finite (:meth:`~.scaling.LossScaler.step`); nothing waits.
@@ -105,27 +99,27 @@ def train_step(net, trainer, dist, data, label, classes, smoothing_eps=0.0, mixu
         the ranks whose loss was not finite.
     """
     scaler = scaler or LossScaler()
-    data, targets = make_targets(data, label, classes, smoothing_eps, mixup_lam)
     with autograd.record():
-        loss = soft_cross_entropy(net(data), targets)
+        loss = loss_fn(net, batch)
         scaled = scaler.scale_loss(loss)
     scaled.backward()
     trainer.allreduce_grads()
+    samples = loss.shape[0]
     with autograd.pause():
-        local = _step_stats(loss, _grads_finite(trainer._params), data.shape[0], dist)
+        local = _step_stats(loss, _grads_finite(trainer._params), samples, dist)
     if scaler.dynamic:
         stats = dist.allreduce_start(local, name)
         ok = (stats[2:].sum() == 0).reshape((1,)).as_in_context(loss.context)
-        scaler.step(trainer, ok, data.shape[0])
+        scaler.step(trainer, ok, samples)
         pending = PendingStep(stats, guarded=True)
         return pending.result() if wait else pending
     if not wait:
         pending = PendingStep(dist.allreduce_start(local, name))
-        trainer.update(data.shape[0])
+        trainer.update(samples)
         return pending
     res = _step_result(dist.allreduce_sum(local, name), skip_bad=True)
     if not res.skipped:
-        trainer.update(data.shape[0])
+        trainer.update(samples)
     return res
 
 
@@ -148,24 +142,6 @@ class PendingStep:
         return _step_result(self._stats.asnumpy(), skip_bad=self._guarded)
 
 
-@dataclass
-class Recipe:
-    """The per-epoch and per-step knobs of the training recipe, as plain values."""
-    classes: int
-    num_epochs: int
-    base_lr: float                  # global LR (per-worker LR x workers)
-    warmup_epochs: int = 0
-    smoothing_eps: float = 0.0
-    mixup_alpha: float = 0.0        # 0: no mixup
-    mixup_off_epoch: int = 0
-    dropblock_target: float = 0.0
-    seed: int = 0
-    log_interval: int = 50
-
-    def mixup_on(self, epoch):
-        return self.mixup_alpha > 0 and epoch < self.num_epochs - self.mixup_off_epoch
-
-
 class _NullHooks:
     def beat(self):
         pass
@@ -174,20 +150,18 @@ class _NullHooks:
         pass
 
 
-def _step_seed(recipe, rank, epoch, step):
-    """Every random draw of a step (DropBlock, dropout, mixup) comes from ``(seed, rank,
-    epoch, step)``, so a run resumed at any step draws exactly what it would have drawn."""
-    mx.random.seed(derive_seed(recipe.seed, rank, epoch, step))
-    if not recipe.mixup_on(epoch):
-        return None
-    return draw_mixup_lam(np.random.RandomState(derive_seed(recipe.seed, rank, epoch, step, 7)),
-                          recipe.mixup_alpha)
-
-
 def train_epoch(net, trainer, dist, loader, recipe, epoch, scaler=None, hooks=None,
                 start_step=0, save_every=0, save=None):
     """Train one epoch (from step ``start_step``); returns ``{'train_loss', 'img_per_sec',
     'lr', 'skipped_steps', 'epoch_time', 'samples'}`` with global (all-rank) numbers.
+
+    ``recipe`` is the task's recipe (e.g. :class:`~.classification.ClassificationRecipe`):
+    ``num_epochs``, ``seed``, ``log_interval``, ``begin_epoch(net, epoch)`` (e.g. DropBlock's
+    ramp), ``learning_rate(step, steps_per_epoch)`` for the global step number, and
+    ``step_loss(rank, epoch, step)``, the loss function of one step (drawing that step's own
+    random numbers, e.g. mixup's). Every other random draw of a step (DropBlock, dropout) comes
+    from MXNet's generator, seeded here from ``(seed, rank, epoch, step)``, so a run resumed at
+    any step draws exactly what it would have drawn.
 
     ``hooks`` (optional) gets ``beat()`` after every step (the watchdog) and
     ``step(epoch=, step=, steps=, loss=, lr=, img_per_sec=, loss_scale=)`` every
@@ -199,29 +173,25 @@ def train_epoch(net, trainer, dist, loader, recipe, epoch, scaler=None, hooks=No
     hooks = hooks or _NullHooks()
     loader.set_epoch(epoch, start_step)
     seed_everything(recipe.seed, dist.rank, epoch)
-    set_drop_prob(net, dropblock_prob(epoch, recipe.num_epochs, recipe.dropblock_target))
+    recipe.begin_epoch(net, epoch)
     steps = len(loader)
-    total, warmup = recipe.num_epochs * steps, recipe.warmup_epochs * steps
     meter = _EpochMeter(epoch, steps, recipe.log_interval, hooks, scaler)
-    trace = trace_file(dist.rank)
     # Every step's all-rank outcome is read one step later, except before a checkpoint, which
     # must hold exactly its steps (fp16 decides on the device whether to apply a step).
     pending = None
-    for i, (data, label, _valid) in enumerate(loader, start_step):
-        inject_fault(dist.rank, epoch, i)
-        if trace:
-            trace.write(f"{epoch} {i} " + " ".join(str(int(v)) for v in label.asnumpy()) + "\n")
-        meter.lr = learning_rate(epoch * steps + i, total, warmup, recipe.base_lr)
+    for i, batch in enumerate(loader, start_step):
+        meter.lr = recipe.learning_rate(epoch * steps + i, steps)
         trainer.set_learning_rate(meter.lr)
-        lam = _step_seed(recipe, dist.rank, epoch, i)
+        mx.random.seed(derive_seed(recipe.seed, dist.rank, epoch, i))
+        loss_fn = recipe.step_loss(dist.rank, epoch, i)
         checkpoint = save is not None and save_every and (i + 1) % save_every == 0 \
             and i + 1 < steps
         wait = checkpoint
         if pending is not None and wait:
             meter.add(pending.result(), i - 1)
             pending = None
-        res = train_step(net, trainer, dist, data, label, recipe.classes, recipe.smoothing_eps,
-                         lam, scaler, wait=wait, name=f"step_stats.{i % 2}")
+        res = train_step(net, trainer, dist, batch, loss_fn, scaler, wait=wait,
+                         name=f"step_stats.{i % 2}")
         if pending is not None:
             meter.add(pending.result(), i - 1)
         pending = None if wait else res
@@ -231,8 +201,6 @@ def train_epoch(net, trainer, dist, loader, recipe, epoch, scaler=None, hooks=No
             save(epoch, i + 1)
     if pending is not None:
         meter.add(pending.result(), steps - 1)
-    if trace:
-        trace.close()
     return meter.summary()
 
 

@@ -39,8 +39,12 @@ class Monitor:
     """Progress bar, log file and metrics on rank 0; watchdog beats on every rank."""
 
     def __init__(self, save_dir, enabled, logging_file="train.log", progress=True,
-                 watchdog=None):
+                 watchdog=None, task=None):
         self.save_dir, self.enabled, self.watchdog = save_dir, enabled, watchdog
+        # What the task's evaluation reports: its keys, the log text, the curves' keys.
+        self.eval_keys = tuple(task.eval_keys) if task else ("val_samples",)
+        self.curve_keys = tuple(task.curve_keys) if task else ()
+        self.eval_text = task.eval_text if task else (lambda record: "")
         self.progress = progress and enabled
         self.log = logging.getLogger(LOGGER)
         self._handlers, self._bar = [], None
@@ -119,11 +123,10 @@ class Monitor:
             self._bar = None
         if not self.enabled:
             return
-        record = dict({"kind": "epoch", "epoch": epoch, "top1": None, "top5": None,
-                       "val_loss": None, "val_samples": None, "time": time.time()}, **stats)
+        record = {"kind": "epoch", "epoch": epoch, "time": time.time(),
+                  **dict.fromkeys(self.eval_keys), **stats}
         self._append(record)
-        acc = (f" top1 {record['top1']:.2f}% top5 {record['top5']:.2f}% "
-               f"({record['val_samples']} images)" if record["top1"] is not None else "")
+        acc = self.eval_text(record) if record[self.eval_keys[0]] is not None else ""
         eta = f" ETA {eta_seconds / 60:.1f} min" if eta_seconds is not None else ""
         self.log.info(f"epoch {epoch} done: loss {stats['train_loss']:.4f} "
                       f"{stats['img_per_sec']:.1f} img/s in {stats['epoch_time']:.1f} s"
@@ -133,7 +136,7 @@ class Monitor:
         """Draw ``curves.png`` and detach the log handlers."""
         if self.enabled and os.path.exists(self.metrics_path):
             path = plot_curves(read_metrics(self.metrics_path),
-                               os.path.join(self.save_dir, "curves.png"))
+                               os.path.join(self.save_dir, "curves.png"), self.curve_keys)
             self.info(f"curves in {path}")
         self.close()
 
@@ -167,22 +170,23 @@ def read_metrics(path):
     return records
 
 
-def plot_curves(records, path):
-    """Training loss and LR per step, top-1/top-5 per epoch, in one PNG; returns ``path``."""
+def plot_curves(records, path, curve_keys=("top1", "top5")):
+    """Training loss and LR per step, the evaluation metrics ``curve_keys`` (in %) per epoch,
+    in one PNG; returns ``path``."""
     import matplotlib
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
     steps = [r for r in records if r.get("kind") == "step"]
-    epochs = [r for r in records if r.get("kind") == "epoch" and r.get("top1") is not None]
+    epochs = [r for r in records if r.get("kind") == "epoch" and curve_keys
+              and r.get(curve_keys[0]) is not None]
     x = [r["epoch"] + (r["step"] + 1) / r["steps"] for r in steps]
     fig, axes = plt.subplots(1, 3, figsize=(15, 4))
     axes[0].plot(x, [r["train_loss"] for r in steps])
     axes[0].set(title="training loss", xlabel="epoch")
-    axes[1].plot([r["epoch"] + 1 for r in epochs], [r["top1"] for r in epochs], "o-",
-                 label="top-1")
-    axes[1].plot([r["epoch"] + 1 for r in epochs], [r["top5"] for r in epochs], "s-",
-                 label="top-5")
-    axes[1].set(title="validation accuracy (%)", xlabel="epoch")
+    for key, style in zip(curve_keys, ("o-", "s-", "^-")):
+        axes[1].plot([r["epoch"] + 1 for r in epochs], [r[key] for r in epochs], style,
+                     label=key)
+    axes[1].set(title="validation (%)", xlabel="epoch")
     axes[1].legend()
     axes[2].plot(x, [r["lr"] for r in steps])
     axes[2].set(title="learning rate", xlabel="epoch")

@@ -1,47 +1,42 @@
-"""A whole training run from a :class:`TrainConfig`: set-up, epochs, checkpoints, evaluation.
+"""A whole training run of any task: set-up, epochs, checkpoints, evaluation.
 
-Order of an epoch: train, give every rank the same model (BN statistics averaged, rank 0's
-weights and optimizer state), write the checkpoint (when due), then evaluate, so a failing
-evaluation never costs the epoch. Where a resumed run starts is
-decided by rank 0 and sent to every rank, and every rank checks that it reads the very same
-checkpoint files (node-local disks or a lagging shared file system would otherwise make ranks
-start at different epochs).
+The task (:class:`~.classification.ClassificationTask`, the segmentation and detection tasks)
+supplies the data, the model, the recipe and the evaluation; everything else is here, once:
+
+* the run folder is owned by one run (:class:`~resnest.gluon.utils.outputs.OutputLock`,
+  held by rank 0 while it runs): a second run into it is refused, a new run into a folder that
+  holds an earlier run is refused unless ``--resume`` (continue it) or ``--force`` (replace
+  it), and every checkpoint record carries the run's identity;
+* where a resumed run starts is decided by rank 0 and sent to every rank, every rank checks
+  the files it loads against the checkpoint's record (:mod:`.resume`);
+* order of an epoch: train, give every rank the same model (BN statistics averaged, rank 0's
+  weights and optimizer state), write the checkpoint (when due), then evaluate, so a failing
+  evaluation never costs the epoch.
 """
 import dataclasses
+import glob
 import os
+import re
 import time
+import uuid
 
 import mxnet as mx
-import numpy as np
 
-from ..evaluate import evaluate
-from ..models import get_model, list_models
-from ..utils.checksum import sha1_file
-from ..utils.distributed import Watchdog, setup_distributed, trace_path
+from ..checkpoint import CheckpointRecord, list_checkpoints, write_checkpoint
+from ..models import model_task
+from ..utils.distributed import Watchdog, setup_distributed
 from ..utils.errors import UserError
+from ..utils.io import sweep_stale_temps
 from ..utils.memory import check_fits_in_memory
+from ..utils.outputs import OutputLock
 from ..utils.seed import seed_everything
-from .checkpoint import load_checkpoint, remove_step_checkpoints, resolve_resume, save_checkpoint
-from .engine import LossScaler, Recipe, sync_replicas, train_epoch
-from .finetune import freeze_backbone, load_matching, set_classifier_lr_mult
-from .inputs import resolve_inputs
+from .classification import ClassificationTask
+from .engine import LossScaler, sync_replicas, train_epoch
 from .monitor import Monitor
+from .resume import agree_on_resume, apply_overrides, load_checkpoint
 from .schedule import global_lr
 
-__all__ = ["train", "build_net", "build_trainer", "agree_on_resume"]
-
-
-def build_net(model, classes, ctx, last_gamma=False, dropblock_prob=0.0, final_drop=None,
-              hybridize=True, dropblock_mode="batch", use_global_stats=False):
-    """The model, Xavier-initialised (gaussian, in, magnitude 2) on ``ctx``."""
-    kw = {} if final_drop is None else {"final_drop": final_drop}
-    net = get_model(model, classes=classes, last_gamma=last_gamma,
-                    dropblock_prob=dropblock_prob, dropblock_mode=dropblock_mode,
-                    use_global_stats=use_global_stats, **kw)
-    net.initialize(mx.init.Xavier(rnd_type="gaussian", factor_type="in", magnitude=2), ctx=ctx)
-    if hybridize:
-        net.hybridize(static_alloc=True, static_shape=True)
-    return net
+__all__ = ["train", "run", "build_trainer", "run_files"]
 
 
 def build_trainer(net, dist, optimizer="nag", lr=0.1, momentum=0.9, wd=1e-4, no_wd=False,
@@ -55,204 +50,105 @@ def build_trainer(net, dist, optimizer="nag", lr=0.1, momentum=0.9, wd=1e-4, no_
                                             "wd": wd}, prefix)
 
 
-def sorted_by_label(rec_path, probes=256):
-    """True when the records' labels never decrease along the file (a class-ordered pack),
-    judged from up to ``probes`` evenly spaced records."""
-    rec = mx.recordio.MXIndexedRecordIO(rec_path[:-4] + ".idx", rec_path, "r")
+_RUN_FILES = ("metrics.jsonl", "config.json", "curves.png")
+_CHECKPOINT = re.compile(r"^[a-z-]+-.+-\d+(-step\d+)?\.(json|params|states)$")
+
+
+def run_files(folder, logging_file="train.log"):
+    """The files of an earlier run in ``folder``: its checkpoints, metrics, config, log."""
     try:
-        keys = sorted(rec.keys)
-        picks = [keys[i * (len(keys) - 1) // max(1, probes - 1)] for i in range(probes)]
-        labels = [mx.recordio.unpack(rec.read_idx(k))[0].label for k in picks]
-    finally:
-        rec.close()
-    labels = [float(np.ravel(lab)[0]) for lab in labels]
-    return all(a <= b for a, b in zip(labels, labels[1:]))
+        names = os.listdir(folder)
+    except OSError:
+        return []
+    keep = set(_RUN_FILES) | {logging_file}
+    return sorted(os.path.join(folder, n) for n in names if n in keep or _CHECKPOINT.match(n))
 
 
-def _check_model_and_device(cfg, dist):
-    if cfg.model.lower() not in list_models():
-        get_model(cfg.model)  # raises the registry's sentence naming the known models
+def _claim_folder(cfg, dist, log):
+    """Rank 0 takes the run folder (see the module doc); returns the lock (None elsewhere)."""
+    error, lock = None, None
+    if dist.is_root:
+        try:
+            lock = OutputLock(cfg.save_dir, what=f"--save-dir {cfg.save_dir}").acquire()
+            sweep_stale_temps(cfg.save_dir)         # of a killed earlier run
+            earlier = run_files(cfg.save_dir, cfg.logging_file)
+            if earlier and not cfg.resume and not (cfg.resume_params or cfg.resume_states):
+                if not cfg.force:
+                    raise UserError(f"--save-dir {cfg.save_dir} holds an earlier run "
+                                    f"({len(earlier)} files, e.g. {os.path.basename(earlier[0])}"
+                                    "); continue it with --resume, replace it with --force, or "
+                                    "choose another folder.")
+                for path in earlier:
+                    os.remove(path)
+                log(f"--force: removed the earlier run in {cfg.save_dir} ({len(earlier)} files)")
+        except UserError as err:
+            error = err
+            if lock is not None:
+                lock.release()
+    if dist.failed_ranks(error is None, "run.folder"):
+        raise error or UserError(f"rank 0 cannot use --save-dir {cfg.save_dir} (its message "
+                                 "says why).")
+    return lock
+
+
+def _check_model_and_device(cfg, task, dist):
+    if model_task(cfg.model) != task.name:
+        raise UserError(f"--model {cfg.model} is a {model_task(cfg.model)} model; this script "
+                        f"trains {task.name} models.")
     if cfg.dtype == "float16" and dist.ctx.device_type != "gpu":
         raise UserError("--dtype float16 needs a GPU (MXNet AMP has no fp16 CPU kernels); use "
                         "--dtype float32 on CPU.")
-    check_fits_in_memory(cfg.batch_size, cfg.input_size, dist.ctx, training=True)
+    size = getattr(cfg, "input_size", None) or getattr(cfg, "crop_size", 224)
+    check_fits_in_memory(cfg.batch_size, size, dist.ctx, training=True)
 
 
-def agree_on_resume(cfg, dist, run):
-    """The :class:`~.checkpoint.ResumePoint`, decided by rank 0 and the same on every rank;
-    every rank checks that it sees the same checkpoint files (by sha1)."""
-    error, point = None, None
-    if dist.is_root:
-        try:
-            point = resolve_resume(cfg, run)
-        except UserError as err:
-            error = err
-    if dist.failed_ranks(error is None, "resume.decide"):
-        raise error or UserError("rank 0 could not decide where to resume (its message says "
-                                 "why).")
-    point = dist.broadcast_object(point, "resume.point")
-    ok = True
-    for key in ("params", "states"):
-        path = getattr(point, key)
-        if path:
-            want = point.record.get(f"{key}_sha1") if point.record else None
-            ok = ok and os.path.isfile(path) and (want is None or sha1_file(path) == want)
-    bad = dist.failed_ranks(ok, "resume.files")
-    if bad:
-        raise UserError(f"rank(s) {', '.join(map(str, bad))} cannot read the checkpoint "
-                        f"{point.params} that rank 0 resumes from, or read another version of "
-                        "it (node-local disks or a lagging shared file system); make the same "
-                        "file visible to every rank.")
-    return point
-
-
-def _loaders(cfg, dist, data, mon):
-    from ..data import eval_loader, eval_transform, train_loader
-    backend = cfg.loader_backend
-    if backend == "auto" and dist.size > 1 and sorted_by_label(data.rec_train):
-        # The C++ reader hands each rank a contiguous block of the file; on a class-ordered
-        # file that gives each rank a few classes per epoch: use the Python loader's shuffle.
-        backend = "python"
-        mon.info(f"{data.rec_train} is ordered by class: using the Python loader's global "
-                 "shuffle (pack with im2rec.py --shuffle to use the faster C++ reader).")
-    train = train_loader(data.rec_train, cfg.batch_size, input_size=cfg.input_size,
-                         rank=dist.rank, num_ranks=dist.size, seed=cfg.seed,
-                         num_workers=cfg.data_nthreads, jitter=cfg.jitter,
-                         lighting=cfg.lighting, auto_aug=cfg.auto_aug, ctx=dist.ctx,
-                         backend=backend, min_area=cfg.min_random_area,
-                         mirror=not cfg.no_mirror)
-    # In-training evaluation crops like verify.py at the training size.
-    transform = eval_transform(cfg.model, crop_size=cfg.input_size, crop_ratio=cfg.crop_ratio)
-    val = eval_loader(data.rec_val, cfg.batch_size, transform, rank=dist.rank,
-                      num_ranks=dist.size, num_workers=cfg.data_nthreads, ctx=dist.ctx)
-    return train, val
-
-
-def _recipe(cfg, classes, size):
-    return Recipe(classes=classes, num_epochs=cfg.num_epochs,
-                  base_lr=global_lr(cfg.lr, size), warmup_epochs=cfg.warmup_epochs,
-                  smoothing_eps=cfg.smoothing_eps if cfg.label_smoothing else 0.0,
-                  mixup_alpha=cfg.mixup_alpha if cfg.mixup else 0.0,
-                  mixup_off_epoch=cfg.mixup_off_epoch, dropblock_target=cfg.dropblock_prob,
-                  seed=cfg.seed, log_interval=cfg.log_interval)
-
-
-def train(cfg):
-    """Run the training described by ``cfg``; returns the last epoch's metrics (a dict)."""
+def train(cfg, task=None):
+    """Run the training described by ``cfg`` (a classification run unless ``task`` says
+    otherwise); returns the last epoch's metrics (a dict)."""
+    task = task or ClassificationTask(cfg)
     dist = setup_distributed(cfg.no_cuda, cfg.timeout)
-    mon = Monitor(cfg.save_dir, dist.is_root, cfg.logging_file, cfg.progress)
+    _check_model_and_device(cfg, task, dist)
+    lock = _claim_folder(cfg, dist, print)
+    mon = Monitor(cfg.save_dir, dist.is_root, cfg.logging_file, cfg.progress, task=task)
     try:
-        _check_model_and_device(cfg, dist)
-        data = resolve_inputs(cfg, dist, mon.info)
-        run = {"batch_size": cfg.batch_size, "lr": cfg.lr, "workers": dist.size,
-               **data.fingerprints}
-        point = agree_on_resume(cfg, dist, run)
-        mon.watchdog = Watchdog(cfg.timeout, dist.rank).start()
-        return _run(cfg, dist, mon, point, data, run)
+        return run(cfg, task, dist, mon)
     finally:
         if mon.watchdog is not None:
             mon.watchdog.stop()
         mon.close()
+        if lock is not None:
+            lock.release()
 
 
-def _build(cfg, dist, mon, point, data):
-    """The network and its trainer, with the starting weights and optimizer state."""
-    if cfg.dtype == "float16":
-        from mxnet.contrib import amp
-        amp.init(target_dtype="float16")  # before the graph is built: casts inside the graph
-    seed_everything(cfg.seed, 1 << 30)  # the same initial weights everywhere, then broadcast
-    net = build_net(cfg.model, data.classes, dist.ctx, cfg.last_gamma, cfg.dropblock_prob,
-                    cfg.final_drop, cfg.mode == "hybrid", cfg.dropblock_mode,
-                    use_global_stats=cfg.freeze_backbone)
-    if not point.params and (cfg.pretrained or cfg.pretrained_params):
-        _start_from_weights(cfg, dist, mon, net, data)
-    if cfg.freeze_backbone:
-        mon.info(f"backbone frozen: {freeze_backbone(net)} parameter arrays get no gradient; "
-                 "BN uses its stored statistics")
-    if cfg.classifier_lr_mult != 1.0:
-        set_classifier_lr_mult(net, cfg.classifier_lr_mult)
-    trainer = build_trainer(net, dist, cfg.optimizer, global_lr(cfg.lr, dist.size),
-                            cfg.momentum, cfg.wd, cfg.no_wd)
-    load_checkpoint(net, trainer, point, dist.ctx)
-    dist.broadcast_parameters(net.collect_params())
-    return net, trainer
-
-
-def _start_from_weights(cfg, dist, mon, net, data):
-    """Fine-tuning: the published weights (--pretrained) or a .params of the architecture; the
-    classifier starts afresh when the classes differ from the weights' (names, or count)."""
-    from ..classes import published_classes
-    from ..inference.load import checkpoint_class_names
-    from ..store import get_model_file
-    if cfg.pretrained_params:
-        source, names = cfg.pretrained_params, checkpoint_class_names(cfg.pretrained_params)
-    else:
-        source, names = get_model_file(cfg.model), published_classes("imagenet").names
-    other = names is not None and data.class_names is not None and names != data.class_names
-    loaded, fresh = load_matching(net, source, dist.ctx, cfg.model, new_classifier=other)
-    mon.info(f"started from {source}: {len(loaded)} parameter arrays loaded"
-             + (f", {len(fresh)} re-initialised ({', '.join(fresh)}: other classes)"
-                if fresh else ""))
-
-
-def _saver(cfg, dist, net, trainer, data, run, scaler):
-    """``save(epoch, step=None)`` writing a checkpoint on rank 0 (every rank first takes the
-    one model, :func:`~.engine.sync_replicas`); a mid-epoch save replaces the previous one."""
-    def save(epoch, step=None):
-        sync_replicas(net, trainer, dist)
-        if not dist.is_root:
-            return
-        record = {"resume_epoch": epoch if step else epoch + 1, "resume_step": step or 0,
-                  "run": run, "class_names": data.class_names,
-                  "eval": {"crop_size": cfg.input_size, "crop_ratio": cfg.crop_ratio},
-                  "loss_scaler": scaler.state_dict()}
-        paths = save_checkpoint(cfg.save_dir, cfg.model, net, trainer, record, epoch, step)
-        remove_step_checkpoints(cfg.save_dir, cfg.model, keep=paths["json"])
-    return save
-
-
-def _evaluation_copy(cfg, dist, net, data):
-    """``eval_net()``: a second instance of the network holding the training weights' current
-    values, for evaluation.
-
-    Evaluating the training network itself made the next epoch depend on thread timing
-    (measured: the same run, repeated under load, differed after the first evaluation, never
-    without one or with oneDNN off): oneDNN's inference kernels convert the weights they read
-    to their own layout, in place. The copy takes those conversions; the weights being
-    trained are only read.
-    """
-    holder = {}
-
-    def eval_net():
-        if "net" not in holder:
-            holder["net"] = build_net(cfg.model, data.classes, dist.ctx, final_drop=cfg.final_drop,
-                                      hybridize=cfg.mode == "hybrid")
-        copy = holder["net"]._collect_params_with_prefix()
-        for name, param in net._collect_params_with_prefix().items():
-            copy[name].set_data(param.data())
-        return holder["net"]
-    return eval_net
-
-
-def _run(cfg, dist, mon, point, data, run):
-    net, trainer = _build(cfg, dist, mon, point, data)
+def run(cfg, task, dist, mon):
+    """The run itself, in a claimed folder with its monitor (see :func:`train`)."""
+    data = task.prepare(dist, mon.info)
+    identity = task.run_identity(data, dist)
+    point = agree_on_resume(cfg, dist, identity, task.name)
+    run_id = point.record.run_id if point.record and point.record.run_id else \
+        dist.broadcast_object(uuid.uuid4().hex, "run.id")
+    before = point.record.config.get("num_epochs") if point.record else None
+    if before not in (None, cfg.num_epochs):
+        mon.info(f"--num-epochs {before} -> {cfg.num_epochs}: the LR schedule of the resumed run "
+                 f"now ends after epoch {cfg.num_epochs - 1}")
+    mon.watchdog = Watchdog(cfg.timeout, dist.rank).start()
+    net, trainer = _build(cfg, task, dist, mon, point, data)
     scaler = LossScaler(dynamic=cfg.dtype == "float16")
     if point.record:
-        scaler.load_state_dict(point.record.get("loss_scaler"))
-    train_data, val_data = _loaders(cfg, dist, data, mon)
-    recipe = _recipe(cfg, data.classes, dist.size)
-    save = _saver(cfg, dist, net, trainer, data, run, scaler)
-    eval_net = _evaluation_copy(cfg, dist, net, data)
+        scaler.load_state_dict(point.record.loss_scaler)
+    train_data, val_data = task.loaders(dist, data, mon.info)
+    recipe = task.recipe(data, dist.size)
+    save = _saver(cfg, task, dist, net, trainer, data, identity, run_id, scaler)
+    eval_net = evaluation_copy(task, dist, net, data)
     mon.truncate(point.start_epoch, point.start_step)
-    mon.save_config(dict(dataclasses.asdict(cfg), workers=dist.size, classes_resolved=data.classes,
-                         rec_train_resolved=data.rec_train, rec_val_resolved=data.rec_val,
+    mon.save_config(dict(dataclasses.asdict(cfg), run_id=run_id, task=task.name,
+                         workers=dist.size, classes_resolved=data.classes,
                          train_samples=data.train_samples, val_samples=data.val_samples,
-                         global_lr=recipe.base_lr, steps_per_epoch=len(train_data),
-                         start_epoch=point.start_epoch, start_step=point.start_step,
-                         context=str(dist.ctx)))
-    mon.info(f"{cfg.model}: {data.classes} classes, {data.train_samples} training / "
-             f"{data.val_samples} validation images, {dist.size} worker(s) on {dist.ctx}, "
-             f"global LR {recipe.base_lr:g}, {len(train_data)} steps/epoch, epochs "
+                         global_lr=global_lr(cfg.lr, dist.size),
+                         steps_per_epoch=len(train_data), start_epoch=point.start_epoch,
+                         start_step=point.start_step, context=str(dist.ctx)))
+    mon.info(f"{cfg.model}: {task.describe(data)}, {dist.size} worker(s) on {dist.ctx}, global "
+             f"LR {global_lr(cfg.lr, dist.size):g}, {len(train_data)} steps/epoch, epochs "
              f"{point.start_epoch}..{cfg.num_epochs - 1}"
              + (f" (from step {point.start_step})" if point.start_step else ""))
     stats, started = {}, time.perf_counter()
@@ -267,13 +163,105 @@ def _run(cfg, dist, mon, point, data, run):
         else:
             sync_replicas(net, trainer, dist)
         if last or (cfg.eval_frequency and (epoch + 1) % cfg.eval_frequency == 0):
-            stats.update(evaluate(eval_net(), val_data, dist,
-                                  progress=lambda *_: mon.beat()).metrics())
+            stats.update(task.evaluate(eval_net(), val_data, dist,
+                                       progress=lambda *_: mon.beat()))
         done = epoch + 1 - point.start_epoch
         eta = (time.perf_counter() - started) / done * (cfg.num_epochs - epoch - 1)
         mon.epoch_end(epoch, stats, eta)
-    trace = trace_path(dist.rank, ".params")
-    if trace:
-        net.save_parameters(trace)
     mon.finish()
     return stats
+
+
+def _build(cfg, task, dist, mon, point, data):
+    """The network and its trainer, with the starting weights and optimizer state."""
+    if cfg.dtype == "float16":
+        from mxnet.contrib import amp
+        amp.init(target_dtype="float16")  # before the graph is built: casts inside the graph
+    seed_everything(cfg.seed, 1 << 30)  # the same initial weights everywhere, then broadcast
+    net = task.build_net(data, dist.ctx)
+    if not point.params and (cfg.pretrained or cfg.pretrained_params):
+        task.start_from_weights(net, data, dist.ctx, mon.info)
+    task.adjust_net(net, mon.info)
+    trainer = build_trainer(net, dist, cfg.optimizer, global_lr(cfg.lr, dist.size),
+                            cfg.momentum, cfg.wd, cfg.no_wd)
+    ok, error = True, None
+    try:
+        load_checkpoint(net, trainer, point, dist.ctx)
+        if point.states:
+            apply_overrides(trainer, cfg)
+    except UserError as err:
+        ok, error = False, err
+    bad = dist.failed_ranks(ok, "resume.load")
+    if bad:
+        raise error or UserError(f"rank(s) {', '.join(map(str, bad))} cannot read the "
+                                 f"checkpoint {point.params} that rank 0 resumes from, or read "
+                                 "another version of it (node-local disks or a lagging shared "
+                                 "file system); make the same file visible to every rank.")
+    dist.broadcast_parameters(net.collect_params())
+    return net, trainer
+
+
+def _saver(cfg, task, dist, net, trainer, data, identity, run_id, scaler):
+    """``save(epoch, step=None)`` writing a checkpoint on rank 0 (every rank first takes the
+    one model, :func:`~.engine.sync_replicas`); a mid-epoch save replaces the previous one."""
+    config = dataclasses.asdict(cfg)
+
+    def save(epoch, step=None):
+        sync_replicas(net, trainer, dist)
+        if not dist.is_root:
+            return
+        record = CheckpointRecord(model=cfg.model, epoch=epoch, step=step, task=task.name,
+                                  run_id=run_id, config=config, run=identity,
+                                  class_names=data.class_names, eval=task.eval_settings(),
+                                  loss_scaler=scaler.state_dict())
+        paths = write_checkpoint(cfg.save_dir, record, _array_writer(net.save_parameters),
+                                 _array_writer(trainer.save_states))
+        _remove_step_checkpoints(cfg.save_dir, cfg.model, task.name, keep=paths["json"])
+    return save
+
+
+def _array_writer(save):
+    """``save(path)`` with MXNet's full-disk error turned into the OSError it is."""
+    def write(path):
+        try:
+            save(path)
+        except mx.base.MXNetError as err:              # MXNet reports a full disk this way
+            if "Write incomplete" in str(err):
+                raise OSError(28, "No space left on device (or the file size limit)", path) \
+                    from None
+            raise
+    return write
+
+
+def _remove_step_checkpoints(folder, model, task, keep):
+    """Delete the mid-epoch checkpoints but the one whose JSON is ``keep`` (by name, nothing
+    hashed); the JSON goes first, so a half-deleted checkpoint never looks complete."""
+    for path, _, step in list_checkpoints(folder, model, task):
+        if step is not None and os.path.abspath(path) != os.path.abspath(keep):
+            for ext in (".json", ".params", ".states"):
+                stem = path[:-len(".json")]
+                for leftover in glob.glob(glob.escape(stem) + ext):
+                    os.remove(leftover)
+
+
+def evaluation_copy(task, dist, net, data):
+    """``eval_net()``: a second instance of the network holding the training weights' current
+    values, for evaluation.
+
+    Evaluating the training network itself made the next epoch depend on thread timing
+    (measured: the same run, repeated under load, differed after the first evaluation, never
+    without one or with oneDNN off): oneDNN's inference kernels convert the weights they read
+    to their own layout, in place. The copy takes those conversions; the weights being
+    trained are only read.
+    """
+    holder = {}
+
+    def eval_net():
+        if "net" not in holder:
+            holder["net"] = task.build_net(data, dist.ctx, training=False)
+        copy = holder["net"]._collect_params_with_prefix()
+        for name, param in net._collect_params_with_prefix().items():
+            copy[name].set_data(param.data())
+        return holder["net"]
+    return eval_net
+

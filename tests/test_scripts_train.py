@@ -15,6 +15,8 @@ from conftest import REPO
 
 PY = sys.executable
 TRAIN = os.path.join(REPO, "scripts", "gluon", "train.py")
+# train.py with the test-only hooks (faults, traces) installed: tests/_train_hooks.py
+HOOKED = [os.path.join(REPO, "tests", "_train_hooks.py"), TRAIN]
 HOROVODRUN = os.path.join(os.path.dirname(PY), "horovodrun")
 TINY = ["--model", "resnest_tiny", "--input-size", "32", "--crop-ratio", "1.0",
         "--data-nthreads", "1", "--no-progress", "--use-rec"]
@@ -159,7 +161,7 @@ def test_kill_9_mid_epoch_then_resume_is_bit_identical(small, tmp_path):
 
 
 def _run_with_fault(digits, tmp_path, fault, *extra):
-    cmd = [HOROVODRUN, "-np", "2", "--gloo", PY, TRAIN,
+    cmd = [HOROVODRUN, "-np", "2", "--gloo", PY, *HOOKED,
            *_args(digits, tmp_path / "fault", "--num-epochs", "3", "--batch-size", "32",
                   "--log-interval", "5", *extra)]
     start = time.monotonic()
@@ -195,7 +197,7 @@ def _cli(argv):
     ("corrupt", "corrupt"),
     ("model", "unknown model"),
     ("batch", "larger than the 1438 images"),
-    ("resume", "no complete checkpoint"),
+    ("resume", "found no checkpoint"),
     ("fp16", "needs a GPU"),
 ])
 def test_bad_input_is_one_sentence(digits, tmp_path, capsys, case, needle):

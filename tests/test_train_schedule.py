@@ -1,0 +1,30 @@
+"""The recipe's schedules against hand calculations: warm-up + cosine LR, the linear scaling
+rule, DropBlock's ramp (also checked against the authors' scheduler in test_layers.py)."""
+import numpy as np
+import pytest
+
+from resnest.gluon.train.schedule import dropblock_prob, global_lr, learning_rate
+
+
+def test_lr_warmup_then_cosine_to_zero():
+    base, total, warm = 0.4, 1000, 100
+    assert learning_rate(0, total, warm, base) == 0.0
+    assert learning_rate(50, total, warm, base) == pytest.approx(0.2)
+    assert learning_rate(100, total, warm, base) == pytest.approx(base)
+    assert learning_rate(550, total, warm, base) == pytest.approx(base / 2)
+    assert learning_rate(total, total, warm, base) == pytest.approx(0.0, abs=1e-12)
+    after = [learning_rate(s, total, warm, base) for s in range(100, total)]
+    assert all(a >= b for a, b in zip(after, after[1:]))
+    assert global_lr(0.05, 64) == pytest.approx(3.2)
+
+
+def test_lr_without_warmup_starts_at_base():
+    assert learning_rate(0, 10, 0, 0.1) == pytest.approx(0.1)
+
+
+def test_dropblock_ramp_is_linear_to_target():
+    # The authors' scheduler: 0.1 * (epoch + 1) / num_epochs.
+    probs = [dropblock_prob(e, 10, 0.1) for e in range(10)]
+    assert probs[0] == pytest.approx(0.01) and probs[-1] == pytest.approx(0.1)
+    assert np.allclose(np.diff(probs), 0.01)
+    assert dropblock_prob(0, 1, 0.1) == pytest.approx(0.1)
