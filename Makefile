@@ -39,8 +39,11 @@ $(REF): | $(STAMP)
 demo: setup
 	$(BIN)/python scripts/demo.py
 
+# The lint step first (ruff, configured in pyproject.toml), then the suite with its slowest
+# tests listed.
 test: setup
-	RESNEST_REQUIRE_REFERENCE=1 $(BIN)/python -m pytest -q -m "not slow" tests
+	$(BIN)/ruff check --quiet .
+	RESNEST_REQUIRE_REFERENCE=1 $(BIN)/python -m pytest -q -m "not slow" --durations=15 tests
 
 test-all: setup
 	RESNEST_REQUIRE_REFERENCE=1 $(BIN)/python -m pytest -q tests

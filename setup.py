@@ -15,7 +15,7 @@ setup(
     extras_require={
         "cpu": ["mxnet==1.9.1"],
         "train": ["gluoncv==0.10.5.post0", "matplotlib", "scikit-learn", "scipy", "pandas"],
-        "test": ["pytest", "pytest-timeout"],
+        "test": ["pytest", "pytest-timeout", "ruff"],
         # Export and the other inference engines (optimize(backend="onnxruntime"/"openvino"))
         # and the int8 study's real photos (scikit-image's bundled images); pinned together in
         # constraints.txt.

@@ -12,6 +12,8 @@ checkpoint built by :func:`~resnest.gluon.inference.optimize` for each batch siz
 interleaved in this process on real validation images (:mod:`tools.timing`), with the other
 processes' CPU load recorded. Nothing is a published number.
 """
+import os
+
 from .timing import LoadMeter, cpu_info, summarize, time_interleaved
 
 __all__ = ["accuracy_latency", "format_rows"]
@@ -20,15 +22,20 @@ __all__ = ["accuracy_latency", "format_rows"]
 def _accuracy(model, params, val_rec, backends, dtypes, crop_size, crop_ratio, num_workers):
     """``({(backend, dtype): verify summary}, [(label, reason)])``."""
     from resnest.gluon.inference.verify import VerifyConfig, verify
+    from resnest.gluon.utils.distributed import setup_distributed
     from resnest.gluon.utils.errors import UserError
     found, skipped = {}, []
+    dist = setup_distributed(num_gpus=0)
+    source = {"data_dir" if os.path.isdir(val_rec) else "rec_val": val_rec}
     for backend in backends:
         for dtype in dtypes:
-            cfg = VerifyConfig(model, val_rec, params, crop_size, crop_ratio, batch_size=50,
-                               dtype=dtype, num_workers=num_workers, progress=False,
-                               backend=backend)
+            cfg = VerifyConfig(model=model, weights=params, crop_size=crop_size,
+                               crop_ratio=crop_ratio, batch_size=50, dtype=dtype,
+                               num_workers=num_workers, progress=False, backend=backend,
+                               **source)
             try:
-                found[(backend, dtype)] = verify(cfg)
+                cfg.check()
+                found[(backend, dtype)] = verify(cfg, dist)
             except UserError as err:
                 skipped.append((f"{backend}:{dtype}", str(err)))
     return found, skipped

@@ -182,7 +182,7 @@ def parse_args(argv):
 
 
 def main(argv=None):
-    import json
+    from resnest.gluon.utils.io import write_json
     from resnest.gluon.utils.threads import own_threads
     threads = own_threads()
     args = parse_args(argv)
@@ -207,9 +207,8 @@ def main(argv=None):
         print(f"speed: {args.speed_model} at {args.speed_size}, batch {args.speed_batch}; other "
               f"processes used {speed[0]['other_cores']} cores while timing")
     if args.json:
-        with open(args.json, "w") as f:
-            json.dump({"cpu": cpu_info(), "threads": threads, "args": vars(args),
-                       "agreement": agreement, "speed": speed}, f, indent=1)
+        write_json(args.json, {"cpu": cpu_info(), "threads": threads, "args": vars(args),
+                               "agreement": agreement, "speed": speed})
     return 0
 
 

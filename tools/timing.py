@@ -52,7 +52,7 @@ def _cpu_ticks():
         fields = [int(v) for v in f.readline().split()[1:]]
     with open("/proc/self/stat") as f:
         own = f.read().rsplit(")", 1)[1].split()
-    busy = fields[0] + fields[1] + fields[2] + fields[5] + fields[6]   # user nice system irq softirq
+    busy = fields[0] + fields[1] + fields[2] + fields[5] + fields[6]   # user nice sys irq softirq
     steal = fields[7] if len(fields) > 7 else 0
     return busy, steal, int(own[11]) + int(own[12]), time.time()
 
@@ -105,7 +105,7 @@ class Timing:
 
 
 def percentile(values, q):
-    """The ``q``-th percentile (0..100) of ``values`` with linear interpolation (numpy's default)."""
+    """The ``q``-th percentile (0..100) of ``values``, linear interpolation (numpy's default)."""
     ordered = sorted(values)
     if not ordered:
         raise ValueError("percentile of no values")

@@ -28,7 +28,8 @@ import mxnet as mx
 import numpy as np
 from mxnet import autograd
 
-from resnest.gluon.train.engine import LossScaler, Recipe, train_epoch
+from resnest.gluon.train.classification import ClassificationRecipe
+from resnest.gluon.train.engine import LossScaler, train_epoch
 from resnest.gluon.utils.errors import UserError
 
 from .timing import sync_output
@@ -70,8 +71,8 @@ class _Repeat:
 def recipe_loop(net, trainer, dist, x, y, steps, classes, monitor=None, log_interval=10):
     """``steps`` steps of the real epoch loop (mixup, smoothing, warm-up/cosine LR, global
     sums, the metrics hook) on one in-memory batch; returns seconds."""
-    recipe = Recipe(classes=classes, num_epochs=10, base_lr=0.1, warmup_epochs=1,
-                    smoothing_eps=0.1, mixup_alpha=0.2, log_interval=log_interval)
+    recipe = ClassificationRecipe(classes=classes, num_epochs=10, base_lr=0.1, warmup_epochs=1,
+                                  smoothing_eps=0.1, mixup_alpha=0.2, log_interval=log_interval)
     start = time.perf_counter()
     train_epoch(net, trainer, dist, _Repeat(x, y, steps), recipe, 2, LossScaler(), monitor)
     mx.nd.waitall()
@@ -110,8 +111,9 @@ def measure(args):
     """Time both loops (and the loader) in this process; returns the numbers on rank 0."""
     import mxnet as mx
     from resnest.gluon.utils.distributed import setup_distributed
+    from resnest.gluon.train.classification import ClassificationTask, build_net
     from resnest.gluon.train.monitor import Monitor
-    from resnest.gluon.train.runner import build_net, build_trainer
+    from resnest.gluon.train.runner import build_trainer
     import tempfile
 
     dist = setup_distributed(no_cuda=True)
@@ -128,7 +130,7 @@ def measure(args):
         nets[name] = (net, build_trainer(net, dist, "nag", 0.01, 0.9, 1e-4, no_wd=True,
                                                   prefix=name))
     with tempfile.TemporaryDirectory() as tmp:
-        mon = Monitor(tmp, dist.is_root, progress=False)
+        mon = Monitor(tmp, dist.is_root, progress=False, task=ClassificationTask)
         mon.log.handlers = [h for h in mon.log.handlers if h.__class__.__name__ !=
                             "_TqdmHandler"]  # keep the log file, not the console
         loops = {"minimal": lambda: minimal_loop(*nets["minimal"], x, y, args.steps),
@@ -196,9 +198,9 @@ def sample_photo_rec(folder, count=256, seed=0):
         os.makedirs(os.path.join(folder, "img", f"c{i % 10}"), exist_ok=True)
         img.save(os.path.join(folder, "img", f"c{i % 10}", f"{i}.jpg"), quality=90)
     prefix = os.path.join(folder, "train")
-    entries = plan_image_folder(os.path.join(folder, "img"), prefix, shuffle=True, force=True)
+    entries, classes = plan_image_folder(os.path.join(folder, "img"), shuffle=True)
     pack_records(os.path.join(folder, "img"), entries, prefix, PackOptions(resize=480),
-                 workers=os.cpu_count() or 1)
+                 workers=os.cpu_count() or 1, classes=classes, force=True)
     return prefix + ".rec"
 
 

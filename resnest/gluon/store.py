@@ -16,7 +16,9 @@ A download goes to a temporary file and replaces the target only after its sha1 
 lock makes concurrent callers (Horovod ranks) download once.
 """
 import fcntl
+import hashlib
 import os
+import sys
 import shutil
 import tempfile
 import urllib.request
@@ -25,7 +27,9 @@ import zipfile
 from .pretrained import PRETRAINED
 from .utils.checksum import sha1_file
 from .utils.errors import UserError
+from .utils.files import read_regular
 from .utils.io import atomic_write
+from .utils.processes import wait_until
 
 __all__ = ["HOSTS", "store_root", "weight_urls", "get_model_file", "read_params",
            "load_weights"]
@@ -90,7 +94,8 @@ def _download(url, path, sha1):
                     payload = zf.extract(members[0], work)
             got = sha1_file(payload)
             if got != sha1:
-                raise _BadDownload(f"it has sha1 {got}, expected {sha1} (truncated or another file)")
+                raise _BadDownload(f"it has sha1 {got}, expected {sha1} (truncated or another "
+                                   "file)")
             os.replace(payload, tmp)
     atomic_write(path, write)
 
@@ -117,8 +122,8 @@ def get_model_file(name, root=None):
     except OSError as err:
         raise UserError(f"cannot create the weights folder {folder}: {err.strerror}; pass "
                         "root= or set MXNET_HOME to a writable folder.") from None
-    with open(path + ".lock", "w") as lock:
-        fcntl.flock(lock, fcntl.LOCK_EX)       # one downloader; the others wait, then re-check
+    with open(path + ".lock", "a+") as lock:
+        _lock_store(lock, path)                # one downloader; the others wait, then re-check
         if os.path.isfile(path) and sha1_file(path) == info.sha1:
             return path
         errors = []
@@ -126,7 +131,8 @@ def get_model_file(name, root=None):
             try:
                 _download(url, path, info.sha1)
                 return path
-            except (OSError, UserError, zipfile.BadZipFile, _BadDownload) as err:   # try the next host
+            # Any of these: try the next host.
+            except (OSError, UserError, zipfile.BadZipFile, _BadDownload) as err:
                 errors.append(f"{url} ({err})")
     state = ("exists but its sha1 differs (corrupt or another file)" if os.path.isfile(path)
              else "is missing")
@@ -135,13 +141,49 @@ def get_model_file(name, root=None):
                     "or pass pretrained='/path/to/file.params'.")
 
 
-def read_params(path):
-    """Load a ``.params`` file as a dict of NDArrays, with one clear error if it is not one."""
+# How long a caller waits for another process downloading the same file (a 400 MB file over
+# a slow link), RESNEST_STORE_WAIT seconds.
+STORE_WAIT = 1800.0
+
+
+def _lock_store(lock, path):
+    """Take the download lock of ``path``; while another live process holds it, wait (at most
+    ``$RESNEST_STORE_WAIT`` seconds) and say once who is being waited for."""
+    def free():
+        try:
+            fcntl.flock(lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            return True
+        except BlockingIOError:
+            return False
+    if not free():
+        lock.seek(0)
+        holder = lock.read().strip() or "another process"
+        wait_until(free, float(os.environ.get("RESNEST_STORE_WAIT", STORE_WAIT)),
+                   f"process {holder}, which is downloading {os.path.basename(path)} (lock "
+                   f"{path}.lock)", say=lambda message: print(message, file=sys.stderr,
+                                                              flush=True))
+    lock.seek(0)
+    lock.truncate()
+    lock.write(f"{os.getpid()}\n")                  # for whoever waits next
+    lock.flush()
+
+
+def read_params(path, sha1=None):
+    """Load a ``.params`` file as a dict of NDArrays, with one clear error if it is not one;
+    with ``sha1`` the bytes read are checked against it first (a checkpoint's record)."""
     import mxnet as mx
     if not os.path.isfile(path):
         raise UserError(f"weights file {path} does not exist.")
     try:
-        arrays = mx.nd.load(path)
+        data = read_regular(path)
+    except OSError as err:
+        raise UserError(f"cannot read weights file {path}: {err.strerror}.") from None
+    if sha1 is not None and hashlib.sha1(data).hexdigest() != sha1:
+        raise UserError(f"weights file {path} is not the one its record "
+                        f"({os.path.splitext(path)[0]}.json) names (sha1 differs): it was "
+                        "changed or damaged after it was written.")
+    try:
+        arrays = mx.nd.load_frombuffer(data)
     except mx.base.MXNetError:
         raise UserError(f"weights file {path} is not a readable MXNet .params file "
                         f"(truncated or corrupt).") from None
@@ -150,8 +192,9 @@ def read_params(path):
     return arrays
 
 
-def load_weights(net, path, ctx=None, name=None, ignore=()):
-    """Load ``path`` into ``net`` after checking that every name and shape matches.
+def load_weights(net, path, ctx=None, name=None, ignore=(), arrays=None):
+    """Load ``path`` (or its already read ``arrays``) into ``net`` after checking that every
+    name and shape matches; the file is read once.
 
     ``name`` (the model's registry name) is only used in messages. Parameters of the file whose
     names start with one of the ``ignore`` prefixes (e.g. ``'fc.'`` for a backbone) may be
@@ -164,7 +207,7 @@ def load_weights(net, path, ctx=None, name=None, ignore=()):
         shapes, e.g. another class count).
     """
     import mxnet as mx
-    arrays = read_params(path)
+    arrays = read_params(path) if arrays is None else arrays
     ignore = tuple(ignore)
     if ignore:
         arrays = {k: v for k, v in arrays.items() if not k.startswith(ignore)}
@@ -190,5 +233,8 @@ def load_weights(net, path, ctx=None, name=None, ignore=()):
                           f"file, {tuple(params[k].shape)} in the model)")
         raise UserError(f"weights file {path} does not fit model {name or net.name}: "
                         f"{', '.join(detail)}; it holds another model's weights.")
-    net.load_parameters(path, ctx=ctx or mx.cpu(), ignore_extra=bool(ignore))
+    contexts = ctx if isinstance(ctx, (list, tuple)) else [ctx or mx.cpu()]
+    for key, param in params.items():
+        # What Block.load_parameters does for each parameter (initialising it if needed).
+        param._load_init(arrays[key], contexts, cast_dtype=False, dtype_source="current")
     return net

@@ -17,33 +17,35 @@ accuracy (verify.py ``--json`` results given with ``--accuracy``) against latenc
 With a trained checkpoint and its validation data it measures both itself, per backend and dtype
 (what ``make demo`` shows for its digits model; no baseline)::
 
-    python scripts/gluon/benchmark.py --models resnest14 --resume train/imagenet-resnest14-11.params \
+    python scripts/gluon/benchmark.py --models resnest14 \
+        --resume train/imagenet-resnest14-11.params \
         --rec-val data/digits/rec/val.rec --input-sizes 32 --crop-ratio 1.0 \
         --backends mxnet onnxruntime openvino --dtypes float32 bfloat16 int8 --chart acc.png
 """
 import argparse
 import csv
-import json
+import io
 import os
 import sys
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__)))))
 from resnest.gluon.utils.cli import run_cli  # noqa: E402
+from resnest.gluon.utils.io import write_json, write_text  # noqa: E402
 from resnest.gluon.utils.errors import UserError  # noqa: E402
 from resnest.gluon.utils.threads import own_threads  # noqa: E402
+from resnest.gluon.pretrained import DEFAULT_CROP_RATIO, DEFAULT_CROP_SIZE  # noqa: E402
 
 
 def parse_args(argv):
+    from resnest.gluon.inference.backends import BACKENDS, DTYPES   # after own_threads()
     p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     p.add_argument("--models", nargs="+", default=["resnest50"])
     p.add_argument("--batch-sizes", nargs="+", type=int, default=[1, 16])
-    p.add_argument("--input-sizes", nargs="+", type=int, default=[224])
-    p.add_argument("--backends", nargs="+", default=["mxnet"],
-                   choices=("mxnet", "onnxruntime", "openvino"),
+    p.add_argument("--input-sizes", nargs="+", type=int, default=[DEFAULT_CROP_SIZE])
+    p.add_argument("--backends", nargs="+", default=["mxnet"], choices=tuple(BACKENDS),
                    help="engines for our model (onnxruntime, openvino: pip install "
                         "resnest[deploy])")
-    p.add_argument("--dtypes", nargs="+", default=["float32"],
-                   choices=("float32", "bfloat16", "int8", "float16"))
+    p.add_argument("--dtypes", nargs="+", default=["float32"], choices=DTYPES)
     p.add_argument("--plain", action="store_true", help="also time our bare hybridized model")
     p.add_argument("--baseline", nargs="*", default=["authors"], choices=("authors", "gluoncv"),
                    help="implementations timed plain fp32 beside ours (default: authors)")
@@ -68,21 +70,42 @@ def parse_args(argv):
                    help="a trained checkpoint of the one model: also measure its top-1 on "
                         "--rec-val per backend and dtype (verify.py's evaluator)")
     p.add_argument("--rec-val", metavar="REC", help="labelled data for --resume (.rec or folders)")
-    p.add_argument("--crop-ratio", type=float, default=0.875, help="with --resume")
+    p.add_argument("--crop-ratio", type=float, default=DEFAULT_CROP_RATIO, help="with --resume")
     p.add_argument("--verbose", action="store_true", help="also show MXNet's native log lines")
-    return p.parse_args(argv)
+    args = p.parse_args(argv)
+    _check(args)
+    return args
+
+
+def _check(args):
+    """One sentence for numbers that cannot be benchmarked."""
+    for flag, values, low in (("--batch-sizes", args.batch_sizes, 1),
+                              ("--input-sizes", args.input_sizes, 32),
+                              ("--classes", [args.classes], 1),
+                              ("--runs", [args.runs], 1), ("--warmup", [args.warmup], 0),
+                              ("--rounds", [args.rounds] if args.rounds is not None else [], 1),
+                              ("--num-gpus", [args.num_gpus], 0)):
+        bad = [v for v in values if v < low]
+        if bad:
+            raise UserError(f"{flag} must be at least {low}, got {bad[0]}"
+                            + (" (the models downsample by 32)" if low == 32 else "") + ".")
+    if not 0 <= args.gap < 60:
+        raise UserError(f"--gap must be in [0, 60) seconds, got {args.gap}.")
+    if not 0 < args.crop_ratio <= 1:
+        raise UserError(f"--crop-ratio must be in (0, 1], got {args.crop_ratio}.")
 
 
 def _write(args, rows):
     if args.json:
-        with open(args.json, "w") as f:
-            json.dump(rows, f, indent=2)
+        write_json(args.json, rows)
     if args.csv:
         keys = sorted({k for r in rows for k in r if k != "isa"})
-        with open(args.csv, "w", newline="") as f:
-            writer = csv.DictWriter(f, fieldnames=keys, extrasaction="ignore")
-            writer.writeheader()
-            writer.writerows(rows)
+        table = io.StringIO()
+        writer = csv.DictWriter(table, fieldnames=keys, extrasaction="ignore",
+                                lineterminator="\n")
+        writer.writeheader()
+        writer.writerows(rows)
+        write_text(args.csv, table.getvalue())
 
 
 def _checkpoint(args):
@@ -104,8 +127,9 @@ def _checkpoint(args):
 
 
 def main(argv=None):
+    argv = sys.argv[1:] if argv is None else list(argv)
+    threads = own_threads(shared="--shared-cpu" in argv or None)    # before MXNet starts
     args = parse_args(argv)
-    threads = own_threads(shared=args.shared_cpu or None)
     if args.resume:
         return _checkpoint(args)
     if args.chart and not args.accuracy:

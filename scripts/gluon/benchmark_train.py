@@ -8,7 +8,8 @@ Horovod's scaling over ranks on this machine.
 
 With ``--autoaug`` it compares the AutoAugment training input per core instead: the authors'
 pipeline against ours, one worker process each pinned to one core, alternating rounds (see
-tools/train_bench.py). With ``--scaling N`` the script starts itself under ``horovodrun -np 1..N --gloo`` (threads per
+tools/train_bench.py). With ``--scaling N`` the script starts itself under
+``horovodrun -np 1..N --gloo`` (threads per
 rank = cores / ranks) and prints the global img/s of each; otherwise it measures this process
 (or, under horovodrun, the job it is part of).
 """
@@ -19,6 +20,7 @@ import sys
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__)))))
 from resnest.gluon.utils.cli import run_cli  # noqa: E402
+from resnest.gluon.utils.io import write_json  # noqa: E402
 
 
 def parse_args(argv):
@@ -85,8 +87,7 @@ def main(argv=None):
             os.environ.setdefault(var, "1")
         result = autoaug(args)
         if args.json:
-            with open(args.json, "w") as f:
-                json.dump(result, f, indent=1)
+            write_json(args.json, result)
         return 0
     from resnest.gluon.utils.threads import own_threads
     own_threads()                         # OMP_NUM_THREADS = this rank's cores, as train.py
@@ -105,8 +106,7 @@ def main(argv=None):
               + (f", scaling x{r['scaling_vs_1_rank']:.2f}" if "scaling_vs_1_rank" in r
                  else ""))
     if args.json and args.json != "/dev/stdout":
-        with open(args.json, "w") as f:
-            json.dump(results, f, indent=1)
+        write_json(args.json, results)
     return 0
 
 

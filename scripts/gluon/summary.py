@@ -3,7 +3,6 @@
     python scripts/gluon/summary.py [--input-size 224] [--pattern 'resnest*'] [--json FILE]
 """
 import argparse
-import json
 import time
 
 
@@ -21,9 +20,10 @@ def main(argv=None):
     import mxnet as mx
     from resnest.gluon import PRETRAINED, list_models, get_model
     from resnest.gluon.utils.errors import UserError
+    from resnest.gluon.utils.io import write_json
     from resnest.gluon.flops import count_macs, count_params
 
-    names = list_models(args.pattern)
+    names = list_models(args.pattern, task="classification")
     if not names:
         raise UserError(f"no model matches {args.pattern!r}; known: {', '.join(list_models())}.")
     size = args.input_size
@@ -48,8 +48,7 @@ def main(argv=None):
         print(f"{name:26s} {row['params_m']:10.2f} {row['gmacs']:7.2f} {top1:>6s} "
               f"{ms:12.1f}  {tuple(out.shape)}", flush=True)
     if args.json:
-        with open(args.json, "w") as f:
-            json.dump(dict(input_size=size, models=rows), f, indent=1)
+        write_json(args.json, dict(input_size=size, models=rows))
     return 0
 
 

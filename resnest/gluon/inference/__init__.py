@@ -1,15 +1,17 @@
 """Running trained models: the fastest form for a device and engine (:func:`optimize`: MXNet,
-onnxruntime or OpenVINO), export (:mod:`.export`: MXNet symbol files, ONNX) and classifying
-images (:func:`predict`).
+onnxruntime or OpenVINO), export (:mod:`.export`: MXNet symbol files, ONNX), checking accuracy
+(:mod:`.verify`) and classifying images (:mod:`.predict`).
 
->>> from resnest.gluon.inference import optimize, predict, PredictConfig
+>>> from resnest.gluon.inference import optimize
 >>> fast = optimize(net, "int8", backend="onnxruntime", calib_data=batches)
->>> for row in predict(PredictConfig("resnest50", ["photos/"])): print(row.image, row.top[0])
-"""
-from .optimize import BACKENDS, DTYPES, INT8_EXCLUDE, ONNX_INT8_EXCLUDE, bfloat16_supported, \
-    calibration_arrays, calibration_batches, default_exclude, optimize, spread_batches
-from .predict import PredictConfig, Prediction, predict
 
-__all__ = ["BACKENDS", "DTYPES", "INT8_EXCLUDE", "ONNX_INT8_EXCLUDE", "bfloat16_supported",
-           "calibration_arrays", "calibration_batches", "default_exclude", "optimize",
-           "spread_batches", "PredictConfig", "Prediction", "predict"]
+Importing it starts MXNet, whose thread count is fixed then: scripts call
+:func:`resnest.gluon.utils.threads.own_threads` first.
+"""
+from .backends import BACKENDS, CALIB_MODES, DTYPES
+from .optimize import INT8_EXCLUDE, ONNX_INT8_EXCLUDE, bfloat16_supported, calibration_arrays, \
+    calibration_batches, default_exclude, optimize, spread_batches
+
+__all__ = ["BACKENDS", "CALIB_MODES", "DTYPES", "INT8_EXCLUDE", "ONNX_INT8_EXCLUDE",
+           "bfloat16_supported", "calibration_arrays", "calibration_batches", "default_exclude",
+           "optimize", "spread_batches"]

@@ -1,17 +1,15 @@
-"""What the ONNX-based backends share: the optional packages, the exported file, and the block
-that makes an inference engine look like an MXNet model (float32 NCHW in, NDArray logits out),
-so that :func:`resnest.gluon.evaluate.evaluate` and :func:`~.predict.predict` run it unchanged.
+"""What the other inference engines share: the optional packages, and the block that makes an
+engine look like an MXNet model (float32 NCHW in, NDArray logits out), so that
+:func:`resnest.gluon.evaluate.evaluate` and :func:`~.predict.predict` run it unchanged.
 """
 import importlib
-import os
-import tempfile
 
 import mxnet as mx
 import numpy as np
 
 from ..utils.errors import UserError
 
-__all__ = ["EngineModel", "require", "exported_onnx"]
+__all__ = ["EngineModel", "require"]
 
 
 def require(module, backend):
@@ -59,31 +57,3 @@ class EngineModel:
     def __call__(self, x):
         """Logits of ``x`` (NDArray or numpy) as a float32 NDArray on the CPU."""
         return mx.nd.array(self.predict_numpy(x), dtype="float32")
-
-
-class exported_onnx:
-    """Context manager: ``net`` exported to ONNX (dynamic batch) in ``workdir``, or in a
-    temporary folder removed on exit; yields ``(folder, path)``."""
-
-    def __init__(self, net, input_size, batch_size, workdir=None, name="model"):
-        self.args = (net, input_size, batch_size)
-        self.workdir, self.name, self._tmp = workdir, name, None
-
-    def __enter__(self):
-        from .export import export_onnx
-        require("onnx", "ONNX export")
-        if self.workdir:
-            os.makedirs(self.workdir, exist_ok=True)
-            folder = self.workdir
-        else:
-            self._tmp = tempfile.TemporaryDirectory(prefix="resnest-onnx-")
-            folder = self._tmp.name
-        net, input_size, batch_size = self.args
-        path = export_onnx(net, os.path.join(folder, self.name + ".onnx"), input_size=input_size,
-                           batch_size=batch_size)
-        return folder, path
-
-    def __exit__(self, *exc):
-        if self._tmp is not None:
-            self._tmp.cleanup()
-        return False

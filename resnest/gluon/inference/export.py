@@ -1,9 +1,8 @@
-"""Export for deployment: MXNet symbol + params, ONNX, and an onnxruntime runner.
+"""Export for deployment: MXNet symbol + params, and ONNX.
 
 >>> export_symbol(net, "out/resnest50")          # out/resnest50-symbol.json, -0000.params
 >>> net2 = load_exported("out/resnest50")
 >>> export_onnx(net, "out/resnest50.onnx")       # batch dimension left dynamic
->>> run = onnx_runner("out/resnest50.onnx"); logits = run(images_nchw_float32)
 
 For a model that evaluates and predicts like the others, use
 ``optimize(net, dtype, backend="onnxruntime" | "openvino")``, which exports underneath.
@@ -17,8 +16,9 @@ import mxnet as mx
 import numpy as np
 
 from ..utils.errors import UserError
+from .engine import require
 
-__all__ = ["ONNX_OPSET", "export_symbol", "load_exported", "export_onnx", "onnx_runner"]
+__all__ = ["ONNX_OPSET", "export_symbol", "load_exported", "export_onnx", "exported_onnx"]
 
 
 def export_symbol(net, prefix, input_size=224, batch_size=1, epoch=0):
@@ -100,7 +100,6 @@ def export_onnx(net, path, input_size=224, batch_size=1, dynamic_batch=True):
     With ``dynamic_batch`` the batch dimension is symbolic, so any batch size runs. Needs the
     ``onnx`` package (``pip install resnest[deploy]``).
     """
-    from .engine import require
     require("onnx", "ONNX export")
     with tempfile.TemporaryDirectory() as tmp:
         symbol, params = export_symbol(net, os.path.join(tmp, "net"), input_size, batch_size)
@@ -135,17 +134,28 @@ def _weights_as_constants(path):
     onnx.save(model, path)
 
 
-def onnx_runner(path, threads=None):
-    """A function ``numpy NCHW float32 -> numpy logits`` running ``path`` in onnxruntime
-    on the CPU (:func:`resnest.gluon.inference.onnxruntime.session`: ``threads`` intra-op
-    threads, default ``OMP_NUM_THREADS`` or all cores). A model with several outputs (a
-    backbone's feature maps) gives the list of them."""
-    from .onnxruntime import session
-    sess = session(path, threads)
-    name = sess.get_inputs()[0].name
-    single = len(sess.get_outputs()) == 1
+class exported_onnx:
+    """Context manager: ``net`` exported to ONNX (dynamic batch) in ``workdir``, or in a
+    temporary folder removed on exit; yields ``(folder, path)``."""
 
-    def run(images):
-        outputs = sess.run(None, {name: np.ascontiguousarray(images, dtype=np.float32)})
-        return outputs[0] if single else outputs
-    return run
+    def __init__(self, net, input_size, batch_size, workdir=None, name="model"):
+        self.args = (net, input_size, batch_size)
+        self.workdir, self.name, self._tmp = workdir, name, None
+
+    def __enter__(self):
+        require("onnx", "ONNX export")
+        if self.workdir:
+            os.makedirs(self.workdir, exist_ok=True)
+            folder = self.workdir
+        else:
+            self._tmp = tempfile.TemporaryDirectory(prefix="resnest-onnx-")
+            folder = self._tmp.name
+        net, input_size, batch_size = self.args
+        path = export_onnx(net, os.path.join(folder, self.name + ".onnx"), input_size=input_size,
+                           batch_size=batch_size)
+        return folder, path
+
+    def __exit__(self, *exc):
+        if self._tmp is not None:
+            self._tmp.cleanup()
+        return False

@@ -1,26 +1,34 @@
-"""One way to get a model ready for inference: its weights, class count and class names.
+"""One way to get a model ready for inference: its weights, class count, class names and how
+it is evaluated.
 
-Published weights come from the store (:mod:`resnest.gluon.store`) with the 1,000 ImageNet
-classes (:mod:`resnest.gluon.classes`: WordNet id and name, generated from GluonCV's table). A
-checkpoint (any ``.params`` of the architecture) sets the class count from its classifier and
-the class names from the JSON that ``train.py`` writes beside it, when there is one.
+Published weights come from the store (:mod:`resnest.gluon.store`) with their published class
+list (:mod:`resnest.gluon.classes`) and evaluation settings (:mod:`resnest.gluon.pretrained`).
+A checkpoint (any weights file of the architecture) sets the class count from its classifier;
+its record (:mod:`resnest.gluon.checkpoint`, the JSON ``train.py`` writes beside it) gives the
+class names and the evaluation crop, and the weights are checked against it. A weights file
+without a record evaluates only at a crop the user states: guessing 224 for a model trained at
+32 would score it at 12 % instead of 100 %.
 """
-import json
 import os
 from dataclasses import dataclass
 from typing import List, Optional
 
+from ..checkpoint import CheckpointRecord, record_beside
 from ..classes import published_classes
+from ..data.transforms import eval_transform
+from ..models import get_model
 from ..pretrained import PRETRAINED
+from ..store import get_model_file, load_weights, read_params
 from ..utils.errors import UserError
 
-__all__ = ["LoadedModel", "checkpoint_class_names", "checkpoint_eval_crop",
-           "load_model"]
+__all__ = ["LoadedModel", "load_model", "classification_transform"]
+
 
 @dataclass
 class LoadedModel:
     """A model with its weights loaded. ``class_names[i]`` names class ``i`` (None when the
-    weights carry no names); ``descriptions`` are readable names where known (ImageNet)."""
+    weights carry no names); ``descriptions`` are readable names where known (ImageNet);
+    ``record`` is the checkpoint's record (None for published weights and bare files)."""
 
     net: object
     name: str
@@ -28,32 +36,13 @@ class LoadedModel:
     classes: int
     class_names: Optional[List[str]] = None
     descriptions: Optional[List[str]] = None
+    record: Optional[CheckpointRecord] = None
 
-
-def _checkpoint_record(params_path):
-    """The JSON that ``train.py`` writes beside a checkpoint's ``.params``, or {}."""
-    try:
-        with open(os.path.splitext(params_path)[0] + ".json", encoding="utf-8") as f:
-            record = json.load(f)
-    except (OSError, ValueError):
-        return {}
-    return record if isinstance(record, dict) else {}
-
-
-def checkpoint_class_names(params_path):
-    """The class names stored in the JSON beside a checkpoint's ``.params``, or None."""
-    names = _checkpoint_record(params_path).get("class_names")
-    return list(names) if isinstance(names, list) else None
-
-
-def checkpoint_eval_crop(params_path):
-    """``(crop_size, crop_ratio)`` a checkpoint was evaluated with during training (its JSON's
-    ``eval``), each None when not recorded."""
-    settings = _checkpoint_record(params_path).get("eval")
-    settings = settings if isinstance(settings, dict) else {}
-    size, ratio = settings.get("crop_size"), settings.get("crop_ratio")
-    return (int(size) if isinstance(size, (int, float)) else None,
-            float(ratio) if isinstance(ratio, (int, float)) else None)
+    @property
+    def published(self):
+        """Whether these are the published weights of the model (from the store)."""
+        info = PRETRAINED.get(self.name)
+        return info is not None and os.path.basename(self.weights) == info.file_name
 
 
 def _classifier_width(arrays, path):
@@ -65,26 +54,42 @@ def _classifier_width(arrays, path):
 
 
 def load_model(model, weights=None, ctx=None, root=None):
-    """Build ``model`` and load ``weights`` (a ``.params`` path) or, without it, the published
-    weights from the store.
+    """Build classifier ``model`` and load ``weights`` (a weights file) or, without it, the
+    published weights from the store.
 
     Raises
     ------
     UserError
-        Unknown model, no published weights, or a weights file of another architecture.
+        Unknown model, no published weights, a weights file of another architecture, or a
+        record that is damaged or belongs to other weights.
     """
-    from ..models import get_model
-    from ..store import get_model_file, load_weights, read_params
     if weights:
-        classes = _classifier_width(read_params(weights), weights)
-        path, names, descriptions = weights, checkpoint_class_names(weights), None
+        record = record_beside(weights)
+        arrays = read_params(weights, sha1=record.params_sha1 if record else None)
+        classes = _classifier_width(arrays, weights)
+        names = record.class_names if record else None
+        descriptions, path = None, weights
     else:
-        path = get_model_file(model, root)
+        record, path = None, get_model_file(model, root)
         names, descriptions = published_classes(PRETRAINED[model].class_list)
-        classes = len(names)
-    net = get_model(model, classes=classes)
-    load_weights(net, path, ctx=ctx, name=model)
+        arrays, classes = None, len(names)
     if names is not None and len(names) != classes:
-        raise UserError(f"{path} predicts {classes} classes but its JSON names "
+        raise UserError(f"{path} predicts {classes} classes but its record names "
                         f"{len(names)}; the two files do not belong together.")
-    return LoadedModel(net, model, path, classes, names, descriptions)
+    net = get_model(model, classes=classes)
+    load_weights(net, path, ctx=ctx, name=model, arrays=arrays)
+    return LoadedModel(net, model, path, classes, names, descriptions, record)
+
+
+def classification_transform(loaded, crop_size=None, crop_ratio=None):
+    """The evaluation transform of ``loaded``: ``crop_size``/``crop_ratio`` when given, else
+    the checkpoint record's (the crop it was validated with in training), else the published
+    settings; a weights file with neither is refused (see the module doc)."""
+    settings = loaded.record.eval if loaded.record is not None else {}
+    if crop_size is None and loaded.record is None and not loaded.published:
+        raise UserError(f"{loaded.weights} has no record beside it ("
+                        f"{os.path.splitext(loaded.weights)[0]}.json), so the crop it was "
+                        "trained for is unknown; pass --crop-size (and --crop-ratio).")
+    size = crop_size if crop_size is not None else settings.get("crop_size")
+    ratio = crop_ratio if crop_ratio is not None else settings.get("crop_ratio")
+    return eval_transform(loaded.name, size, ratio)

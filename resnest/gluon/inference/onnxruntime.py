@@ -7,12 +7,13 @@ spin-waiting unless :func:`~resnest.gluon.utils.threads.spin_wait` allows it: sp
 keep a core busy after every operator, which on a shared machine starves the other processes
 and the next model (README, "On a shared machine").
 """
+import numpy as np
+
 from ..utils.threads import cpu_threads, spin_wait
 from .engine import EngineModel, require
-from .export import onnx_runner
 from .quantize import ONNX_INT8_EXCLUDE, engine_onnx
 
-__all__ = ["session", "optimize_onnxruntime"]
+__all__ = ["session", "onnx_runner", "optimize_onnxruntime"]
 
 
 def session(path, threads=None, spinning=None):
@@ -26,6 +27,21 @@ def session(path, threads=None, spinning=None):
     allow = spin_wait() if spinning is None else spinning
     options.add_session_config_entry("session.intra_op.allow_spinning", "1" if allow else "0")
     return ort.InferenceSession(path, options, providers=["CPUExecutionProvider"])
+
+
+def onnx_runner(path, threads=None):
+    """A function ``numpy NCHW float32 -> numpy logits`` running ``path`` in a :func:`session`
+    (``threads`` intra-op threads, default ``OMP_NUM_THREADS`` or all cores). A model with
+    several outputs (a backbone's feature maps, a segmentation model's heads) gives the list of
+    them."""
+    sess = session(path, threads)
+    name = sess.get_inputs()[0].name
+    single = len(sess.get_outputs()) == 1
+
+    def run(images):
+        outputs = sess.run(None, {name: np.ascontiguousarray(images, dtype=np.float32)})
+        return outputs[0] if single else outputs
+    return run
 
 
 def optimize_onnxruntime(net, dtype, calib_data, input_size, batch_size, calib_mode="naive",

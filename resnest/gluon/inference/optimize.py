@@ -18,18 +18,16 @@ size and returns float32 logits as an NDArray, so :func:`resnest.gluon.evaluate.
 import mxnet as mx
 
 from ..utils.errors import UserError
+from .backends import BACKENDS, CALIB_MODES, DTYPES
 from .calibration import calibration_arrays, calibration_batches, spread_batches
 from .mxnet import INT8_EXCLUDE, bfloat16_supported
 from .quantize import ONNX_INT8_EXCLUDE
 
-__all__ = ["BACKENDS", "DTYPES", "INT8_EXCLUDE", "ONNX_INT8_EXCLUDE", "default_exclude",
+__all__ = ["BACKENDS", "DTYPES", "CALIB_MODES", "INT8_EXCLUDE", "ONNX_INT8_EXCLUDE",
+           "default_exclude",
            "optimize", "bfloat16_supported", "calibration_batches", "calibration_arrays",
            "spread_batches"]
 
-BACKENDS = {"mxnet": ("float32", "bfloat16", "int8", "float16"),
-            "onnxruntime": ("float32", "int8"),
-            "openvino": ("float32", "bfloat16", "int8")}
-DTYPES = BACKENDS["mxnet"]
 
 
 def default_exclude(backend):

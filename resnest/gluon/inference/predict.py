@@ -16,32 +16,37 @@ import sys
 from dataclasses import dataclass, field
 from typing import List, Optional
 
+import mxnet as mx
 import numpy as np
 
+from ..classes import check_class_names
+from ..data.classfile import read_classes
+from ..data.inputs import ImageInputs, collect_inputs
+from ..data.workers import ordered_map
+from ..utils.config import NON_NEGATIVE, POSITIVE, check_fields, option
 from ..utils.errors import UserError
+from ..utils.io import write_text
+from .config import ClassifyInput, InferenceConfig
+from .load import classification_transform, load_model
+from .optimize import optimize
 
 __all__ = ["PredictConfig", "Prediction", "predict", "run_predict", "format_text",
            "csv_header", "csv_row"]
 
-DTYPES = ("float32", "bfloat16", "int8")
-
 
 @dataclass
-class PredictConfig:
+class PredictConfig(InferenceConfig, ClassifyInput):
     """Everything ``predict.py`` asks for; see its ``--help`` for meanings."""
 
-    model: str
-    inputs: List[str]                      # image files, folders, glob patterns, .rec files
-    weights: Optional[str] = None          # None: the published weights
-    topk: int = 5
-    dtype: str = "float32"
-    batch_size: int = 32
-    crop_size: Optional[int] = None        # None: the weights' own evaluation settings
-    crop_ratio: Optional[float] = None
-    calib_batches: int = 4                 # int8: batches of the inputs used to calibrate
-    calib_mode: Optional[str] = None       # None: the backend's default (see optimize)
-    num_workers: int = 2
-    backend: str = "mxnet"                 # mxnet, onnxruntime or openvino
+    inputs: List[str] = option([], "image file, folder, glob pattern or .rec",
+                               flags=("inputs",), nargs="*", metavar="INPUT")
+    topk: int = option(5, "classes to show per image", check=POSITIVE)
+    # A few images are the usual input: two decoding processes start fast.
+    num_workers: int = option(2, "decoding processes (0: decode in this process)",
+                              flags=("-j", "--num-workers"), check=NON_NEGATIVE)
+
+    def check(self):
+        check_fields(self)
 
 
 @dataclass
@@ -63,30 +68,12 @@ class Prediction:
                         for i, n, d, s in self.top]}
 
 
-def _check(cfg):
-    if cfg.topk < 1 or cfg.batch_size < 1:
-        raise UserError(f"--topk and --batch-size must be at least 1, got {cfg.topk} and "
-                        f"{cfg.batch_size}.")
-    if cfg.dtype not in DTYPES:
-        raise UserError(f"--dtype must be one of {', '.join(DTYPES)}, not {cfg.dtype!r}.")
-
-
-def _transform(cfg):
-    from ..data import eval_transform
-    from .load import checkpoint_eval_crop
-    size, ratio = checkpoint_eval_crop(cfg.weights) if cfg.weights else (None, None)
-    return eval_transform(cfg.model, size if cfg.crop_size is None else cfg.crop_size,
-                          ratio if cfg.crop_ratio is None else cfg.crop_ratio)
-
-
 def _record_classes(items, loaded, weights):
     """``{rec path: class names}`` of the ``.rec`` inputs; refuses a record file whose class
     list differs from the checkpoint's."""
-    from ..data.listing import read_classes
-    from ..classes import check_class_names
     names = {}
     for path in dict.fromkeys(i.path for i in items if i.offset >= 0):
-        names[path] = read_classes(path[:-4] + ".classes.txt")
+        names[path] = read_classes(path)
         if weights:
             check_class_names(loaded.class_names, names[path], weights, path)
     return names
@@ -99,9 +86,15 @@ def _label_name(label, names):
     return names[index] if names and 0 <= index < len(names) else str(index)
 
 
-def _batches(loader, items, rec_names, batch_size):
-    """``(failed rows, good rows, images padded to batch_size or None)`` per loader batch."""
-    for samples in loader:
+def _read_batch(dataset, positions):
+    return [dataset[i] for i in positions]
+
+
+def _batches(dataset, items, rec_names, batch_size, workers):
+    """``(failed rows, good rows, images padded to batch_size or None)`` per batch of
+    ``batch_size`` items, decoded on ``workers`` processes."""
+    chunks = [range(i, min(i + batch_size, len(items))) for i in range(0, len(items), batch_size)]
+    for _, samples in ordered_map(_read_batch, dataset, chunks, workers):
         failed, good, images = [], [], []
         for position, image, error, label in samples:
             item = items[position]
@@ -120,8 +113,6 @@ def _batches(loader, items, rec_names, batch_size):
 def _calibrated(net, batches, cfg, crop, batch_size, log):
     """The int8 net calibrated on the first ``cfg.calib_batches`` batches of the inputs
     themselves; returns it with those batches, to be classified first."""
-    import mxnet as mx
-    from .optimize import optimize
     head = []
     for batch in batches:
         head.append(batch)
@@ -165,22 +156,15 @@ def predict(cfg, log=None):
         Bad settings, no inputs, a missing path, an empty folder, a weights file of another
         architecture, or a ``.rec`` whose classes differ from the checkpoint's.
     """
-    import mxnet as mx
-    from ..data import ImageInputs, collect_inputs
-    from .load import load_model
-    from .optimize import optimize
-    _check(cfg)
+    cfg.check()
     items = collect_inputs(cfg.inputs)
-    transform = _transform(cfg)
+    loaded = load_model(cfg.model, cfg.weights)
+    transform = classification_transform(loaded, cfg.crop_size, cfg.crop_ratio)
     crop = transform.settings.crop_size
     batch_size = min(cfg.batch_size, len(items))
-    dataset = ImageInputs(items, transform)
-    loader = mx.gluon.data.DataLoader(dataset, batch_size=batch_size, shuffle=False,
-                                      last_batch="keep", batchify_fn=dataset.batchify_fn,
-                                      num_workers=cfg.num_workers)
-    loaded = load_model(cfg.model, cfg.weights)
     rec_names = _record_classes(items, loaded, cfg.weights)
-    batches = _batches(loader, items, rec_names, batch_size)
+    batches = _batches(ImageInputs(items, transform), items, rec_names, batch_size,
+                       cfg.num_workers)
     head = []
     if cfg.dtype == "int8":
         net, head = _calibrated(loaded.net, batches, cfg, crop, batch_size, log)
@@ -230,7 +214,6 @@ def run_predict(cfg, json_path=None, csv_path=None, out=None, err=None):
     """Run :func:`predict` and report: text to ``out`` (unless a machine format goes there),
     one line on ``err`` per image that could not be classified, and the rows to ``json_path``
     and/or ``csv_path`` (``'-'`` is ``out``). Returns ``(classified, failed)`` counts."""
-    from ..utils.io import write_text
     out, err = out or sys.stdout, err or sys.stderr
     machine_out = "-" in (json_path, csv_path)
     preds = []

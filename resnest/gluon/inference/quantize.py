@@ -12,9 +12,11 @@ import os
 
 import numpy as np
 
+from ..utils.errors import UserError
 from ..utils.threads import cpu_threads
 from .calibration import calibration_arrays
-from .engine import exported_onnx, require
+from .engine import require
+from .export import exported_onnx
 
 __all__ = ["ONNX_INT8_EXCLUDE", "quantize_onnx", "int8_layers", "check_calibration",
            "engine_onnx"]
@@ -120,7 +122,6 @@ def int8_layers(path):
 
 def check_calibration(arrays, input_size):
     """Refuse calibration batches of another image size than the model's, in one sentence."""
-    from ..utils.errors import UserError
     shape = tuple(np.shape(arrays[0]))
     if len(shape) != 4 or shape[1:] != (3, input_size, input_size):
         raise UserError(f"calibration batches are {shape} but the model is built for "
