@@ -47,6 +47,7 @@ import numpy as np
 
 from ..utils.errors import UserError
 from ..utils.io import generated_folder_done, publish_folder, staging_folder
+from ..utils.seed import derive_seed
 
 __all__ = ["PHOTOS", "SPLITS", "CLASS_NAMES", "write_composed", "coco_paths", "load_photo",
            "digit_ink"]
@@ -197,7 +198,7 @@ def _write_split(staging, split, count, settings, sources):
         os.makedirs(os.path.join(staging, kind, folder))
     images, annotations, records = [], [], []
     for index in range(count):
-        rng = np.random.RandomState([settings["seed"], _SPLIT_SEED[split], index])
+        rng = np.random.RandomState(derive_seed(settings["seed"], _SPLIT_SEED[split], index))
         plan = _plan(rng, shapes, pool, settings)
         image, label_map, instances = compose(plan, photos, scans, labels, settings["size"],
                                               settings["min_visible"])
@@ -229,16 +230,16 @@ def _write_split(staging, split, count, settings, sources):
 
 def _check_settings(size, train_images, val_images, objects, object_size, min_visible):
     if size < 32:
-        raise UserError(f"size must be at least 32 pixels, got {size}")
+        raise UserError(f"size must be at least 32 pixels, got {size}.")
     if train_images < 1 or val_images < 1:
-        raise UserError("train-images and val-images must be at least 1")
+        raise UserError("train-images and val-images must be at least 1.")
     if not 1 <= objects[0] <= objects[1]:
-        raise UserError(f"objects must be a range 1 <= low <= high, got {objects}")
+        raise UserError(f"objects must be a range 1 <= low <= high, got {objects}.")
     if not 8 <= object_size[0] <= object_size[1] <= size:
         raise UserError(f"object-size must be a range 8 <= low <= high <= size ({size}), "
-                        f"got {object_size}")
+                        f"got {object_size}.")
     if not 0 < min_visible <= 1:
-        raise UserError(f"min-visible must be in (0, 1], got {min_visible}")
+        raise UserError(f"min-visible must be in (0, 1], got {min_visible}.")
 
 
 def write_composed(out_dir, size=256, train_images=300, val_images=100, seed=0,
@@ -268,7 +269,7 @@ def write_composed(out_dir, size=256, train_images=300, val_images=100, seed=0,
         import pycocotools.mask  # noqa: F401  (the RLE encoder)
     except ImportError:
         raise UserError("the composed data set needs pycocotools for its COCO masks; "
-                        "pip install pycocotools") from None
+                        "pip install pycocotools.") from None
     from sklearn.datasets import load_digits
     from .digits import split_indices
     digits = load_digits()

@@ -119,10 +119,10 @@ def generated_folder_done(out_dir, settings, what):
             if json.load(fmark).get("settings") == settings:
                 return True
         raise UserError(f"{out_dir} holds {what} written with other settings; remove it or "
-                        "choose another folder")
+                        "choose another folder.")
     if os.path.isdir(out_dir) and os.listdir(out_dir):
         raise UserError(f"{out_dir} exists and is not a finished {what} folder; remove it or "
-                        "choose another folder")
+                        "choose another folder.")
     return False
 
 
