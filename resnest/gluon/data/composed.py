@@ -8,13 +8,15 @@ How it is made, image by image (``size`` x ``size``, default 256):
    astronaut, coffee, rocket, hubble_deep_field, camera, brick, grass and scikit-learn's
    china.jpg; validation uses scikit-image's chelsea, gravel, the left view of
    stereo_motorcycle and scikit-learn's flower.jpg (grey photos are repeated over R, G, B).
-2. Objects: 2 to 6 of scikit-learn's real handwritten digits (``load_digits``, 8x8 scans on
-   0..16), each upscaled FIRST (``ink = cv2.resize(scan / 16, (w, h), INTER_LINEAR)``, height
-   40-120 px, width = height x 0.75..1.33), THEN thresholded: the object is exactly the pixels
-   with ``ink > 0.5``, and only those pixels are pasted, at a random position wholly inside the
-   image, coloured ``round(rgb * (0.6 + 0.4 * ink))`` with one random saturated colour per
-   object. The digit scans of the splits are disjoint too (scikit-learn's stratified split of
-   :func:`~resnest.gluon.data.digits.split_indices`, 20 % to validation).
+2. Objects: ``objects`` (default 2 to 6) of scikit-learn's real handwritten digits
+   (``load_digits``, 8x8 scans on 0..16), each upscaled FIRST (``ink = cv2.resize(float32(scan
+   / 16), (w, h), INTER_LINEAR)``, height ``object_size`` (default 40-120 px), width = height x
+   0.75..1.33), THEN thresholded: the object is exactly the pixels with ``ink > 0.5``, and
+   only those pixels are pasted, at a random position wholly inside the image, coloured
+   ``round(rgb * (0.6 + 0.4 * ink))`` with one random colour per object (HSV: any hue,
+   saturation 0.5-1, value 0.6-1). The digit scans of the splits are disjoint too (the
+   stratified split of :func:`~resnest.gluon.data.digits.split_indices`, 20 % to validation,
+   seeded by ``seed``).
 3. Occlusion: objects are pasted in order, a later one overwrites earlier pixels. An object
    left with less than ``min_visible`` (default half) of its own pixels visible is dropped
    and the image is painted again without it (which only uncovers the others), so every
@@ -22,7 +24,8 @@ How it is made, image by image (``size`` x ``size``, default 256):
 
 Written (``root`` below), from the same images for both tasks:
 
-- ``images/{training,validation}/composed_{train,val}_NNNNNN.jpg`` (JPEG quality 95) and
+- ``images/{training,validation}/composed_{train,val}_NNNNNN.jpg`` (JPEG quality 95, the
+  COCO ``file_name``) and
   ``annotations/{training,validation}/*.png``: class-index PNGs in the ADE20K layout, 0 =
   unlabelled (never written here, but ignored as in ADE20K, e.g. padding), 1 = background,
   ``2 + d`` = digit ``d``; ``classes.txt`` names the classes of the model's outputs, line ``i``
@@ -35,12 +38,13 @@ Written (``root`` below), from the same images for both tasks:
   it was kept), enough to rebuild every pixel from the packaged sources.
 
 Deterministic from ``seed`` (one ``RandomState`` per image, from the seed, split and index);
-written into ``<root>.partial`` and renamed when complete; a complete folder made with the same
-settings is left alone.
+written into ``<root>.partial`` (removed again if writing fails) and renamed when complete; a
+complete folder made with the same settings is left alone.
 """
 import colorsys
 import json
 import os
+import shutil
 
 import cv2
 import numpy as np
@@ -50,7 +54,7 @@ from ..utils.io import generated_folder_done, publish_folder, staging_folder
 from ..utils.seed import derive_seed
 
 __all__ = ["PHOTOS", "SPLITS", "CLASS_NAMES", "write_composed", "coco_paths", "load_photo",
-           "digit_ink"]
+           "digit_ink", "compose"]
 
 # split -> (tag in file names, ADE20K folder name)
 SPLITS = {"train": ("train", "training"), "val": ("val", "validation")}
@@ -275,15 +279,19 @@ def write_composed(out_dir, size=256, train_images=300, val_images=100, seed=0,
     digits = load_digits()
     pools = dict(zip(("train", "val"), split_indices(digits.target, 0.2, seed)))
     staging = staging_folder(out_dir)
-    counts, composition = {}, {}
-    for split, count in (("train", train_images), ("val", val_images)):
-        photos = [load_photo(name) for name in PHOTOS[split]]
-        sources = (photos, digits.data, digits.target, pools[split])
-        composition[split], counts[split] = _write_split(staging, split, count, settings,
-                                                         sources)
-    with open(os.path.join(staging, "classes.txt"), "w", encoding="utf-8") as fcls:
-        fcls.write("".join(name + "\n" for name in CLASS_NAMES))
-    with open(os.path.join(staging, "composition.json"), "w", encoding="utf-8") as fcomp:
-        json.dump({"settings": settings, "splits": composition}, fcomp, sort_keys=True)
-    publish_folder(staging, out_dir, {"settings": settings, "counts": counts})
+    try:
+        counts, composition = {}, {}
+        for split, count in (("train", train_images), ("val", val_images)):
+            photos = [load_photo(name) for name in PHOTOS[split]]
+            sources = (photos, digits.data, digits.target, pools[split])
+            composition[split], counts[split] = _write_split(staging, split, count, settings,
+                                                             sources)
+        with open(os.path.join(staging, "classes.txt"), "w", encoding="utf-8") as fcls:
+            fcls.write("".join(name + "\n" for name in CLASS_NAMES))
+        with open(os.path.join(staging, "composition.json"), "w", encoding="utf-8") as fcomp:
+            json.dump({"settings": settings, "splits": composition}, fcomp, sort_keys=True)
+        publish_folder(staging, out_dir, {"settings": settings, "counts": counts})
+    except BaseException:
+        shutil.rmtree(staging, ignore_errors=True)
+        raise
     return counts
