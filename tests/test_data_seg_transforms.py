@@ -51,11 +51,15 @@ def _gluoncv_dataset(tmp_path, base_size, crop_size):
                                        base_size=base_size, crop_size=crop_size)
 
 
-def test_published_sizes_are_gluoncv_defaults():
+def test_published_settings_are_gluoncvs():
+    from gluoncv.model_zoo.segbase import MultiEvalModel
     params = inspect.signature(segbase.SegmentationDataset.__init__).parameters
     ours = SegmentationEval()
     assert (ours.base_size, ours.crop_size) == (params["base_size"].default,
                                                  params["crop_size"].default) == (520, 480)
+    evaluator = inspect.signature(MultiEvalModel.__init__).parameters
+    assert list(ours.scales) == evaluator["scales"].default
+    assert ours.flip == evaluator["flip"].default
 
 
 @pytest.mark.parametrize("base_size,crop_size", [(SegmentationEval().base_size,
