@@ -14,7 +14,10 @@ setup(
     install_requires=["numpy<1.24", "opencv-python", "Pillow", "tqdm"],
     extras_require={
         "cpu": ["mxnet==1.9.1"],
-        "train": ["gluoncv==0.10.5.post0", "matplotlib", "scikit-learn", "scipy", "pandas"],
+        # pycocotools: COCO annotations, RLE masks and mAP; scikit-image: the photos of the
+        # composed segmentation / detection set.
+        "train": ["gluoncv==0.10.5.post0", "matplotlib", "scikit-learn", "scipy", "pandas",
+                  "pycocotools", "scikit-image"],
         "test": ["pytest", "pytest-timeout", "ruff"],
         # Export and the other inference engines (optimize(backend="onnxruntime"/"openvino"))
         # and the int8 study's real photos (scikit-image's bundled images); pinned together in

@@ -1,4 +1,6 @@
-"""Data for ResNeSt: image folders -> RecordIO, ImageNet preparation, transforms, loaders.
+"""Data for ResNeSt: image folders -> RecordIO, ImageNet preparation, transforms, loaders;
+segmentation masks and COCO-format annotations, and the embedded data sets made from packaged
+real images (digits; digits composed on photos for segmentation and detection).
 
 Public API::
 
@@ -17,6 +19,8 @@ _EXPORTS = {
     'scan_class_folders': 'folder', 'decode_image': 'folder',
     'ImageNetPolicy': 'autoaugment', 'write_digits': 'digits',
     'collect_inputs': 'inputs', 'ImageInputs': 'inputs', 'InputItem': 'inputs',
+    'write_composed': 'composed', 'SegmentationSamples': 'segmentation',
+    'CocoSamples': 'coco',
 }
 
 __all__ = sorted(_EXPORTS)

@@ -3,16 +3,13 @@
 1,797 real 8x8 grey scans of the digits 0-9 (UCI "optdigits", shipped inside scikit-learn, so
 no download), upscaled to ``size`` x ``size`` RGB JPEGs and split per class into train and val.
 """
-import json
 import os
-import shutil
 
 import cv2
 import numpy as np
 
 from ..utils.errors import UserError
-
-_MARKER = '.complete.json'
+from ..utils.io import generated_folder_done, publish_folder, staging_folder
 
 
 def split_indices(labels, val_fraction, seed):
@@ -78,20 +75,11 @@ def write_digits(out_dir, size=32, val_fraction=0.2, seed=0, classes=None,
     settings = {'size': size, 'val_fraction': val_fraction, 'seed': seed}
     if classes != list(range(10)) or train_per_class is not None:
         settings.update(classes=classes, train_per_class=train_per_class)
-    marker = os.path.join(out_dir, _MARKER)
-    if os.path.isfile(marker):
-        with open(marker, encoding='utf-8') as fmark:
-            if json.load(fmark).get('settings') == settings:
-                return None
-        raise UserError(f'{out_dir} holds digits written with other settings; remove it or '
-                        'choose another folder')
-    if os.path.isdir(out_dir) and os.listdir(out_dir):
-        raise UserError(f'{out_dir} exists and is not a finished digits folder; remove it or '
-                        'choose another folder')
+    if generated_folder_done(out_dir, settings, 'digits'):
+        return None
     from sklearn.datasets import load_digits
     digits = load_digits()
-    staging = f'{out_dir.rstrip(os.sep)}.partial'
-    shutil.rmtree(staging, ignore_errors=True)
+    staging = staging_folder(out_dir)
     counts = {}
     for split, indices in zip(('train', 'val'), split_indices(digits.target, val_fraction, seed)):
         indices = _select(indices, digits.target, classes,
@@ -102,9 +90,5 @@ def write_digits(out_dir, size=32, val_fraction=0.2, seed=0, classes=None,
             cv2.imwrite(os.path.join(folder, f'{index:04d}.jpg'),
                         digit_image(digits.data[index], size), [cv2.IMWRITE_JPEG_QUALITY, 95])
         counts[split] = len(indices)
-    with open(os.path.join(staging, _MARKER), 'w', encoding='utf-8') as fmark:
-        json.dump({'settings': settings, 'counts': counts}, fmark)
-    if os.path.isdir(out_dir):
-        os.rmdir(out_dir)
-    os.replace(staging, out_dir)
+    publish_folder(staging, out_dir, {'settings': settings, 'counts': counts})
     return counts

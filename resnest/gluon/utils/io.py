@@ -142,3 +142,52 @@ def write_text(path, text):
 def write_json(path, obj):
     """Atomically replace ``path`` with ``obj`` as indented JSON."""
     write_text(path, json.dumps(obj, indent=1, sort_keys=True) + "\n")
+
+
+# A generated folder (a data set written from packaged sources) records how it was made here;
+# the file is the last thing put into the staging folder before the rename.
+GENERATED_MARKER = ".complete.json"
+
+
+def generated_folder_done(out_dir, settings, what):
+    """Whether ``out_dir`` is already a complete ``what`` folder made with ``settings``.
+
+    Returns False when ``out_dir`` is absent or empty (the caller writes it).
+
+    Raises
+    ------
+    UserError
+        ``out_dir`` holds ``what`` made with other settings, or something else.
+    """
+    marker = os.path.join(out_dir, GENERATED_MARKER)
+    if os.path.isfile(marker):
+        with open(marker, encoding="utf-8") as fmark:
+            if json.load(fmark).get("settings") == settings:
+                return True
+        raise UserError(f"{out_dir} holds {what} written with other settings; remove it or "
+                        "choose another folder.")
+    if os.path.isdir(out_dir) and os.listdir(out_dir):
+        raise UserError(f"{out_dir} exists and is not a finished {what} folder; remove it or "
+                        "choose another folder.")
+    return False
+
+
+def staging_folder(out_dir):
+    """A fresh, empty ``<out_dir>.partial`` beside ``out_dir`` (a previous attempt's leftovers
+    are removed) for :func:`publish_folder`."""
+    import shutil
+    staging = f"{os.path.abspath(out_dir).rstrip(os.sep)}.partial"
+    shutil.rmtree(staging, ignore_errors=True)
+    os.makedirs(staging)
+    return staging
+
+
+def publish_folder(staging, out_dir, record):
+    """Write ``record`` (a dict holding ``settings``) as the marker of ``staging``, then rename
+    ``staging`` to ``out_dir`` (an empty ``out_dir`` is replaced): the folder appears under its
+    name complete or not at all."""
+    with open(os.path.join(staging, GENERATED_MARKER), "w", encoding="utf-8") as fmark:
+        json.dump(record, fmark, sort_keys=True)
+    if os.path.isdir(out_dir):
+        os.rmdir(out_dir)
+    os.replace(staging, out_dir)
