@@ -18,6 +18,7 @@ import errno
 import json
 import os
 import re
+import shutil
 import socket
 
 from .errors import UserError
@@ -175,7 +176,6 @@ def generated_folder_done(out_dir, settings, what):
 def staging_folder(out_dir):
     """A fresh, empty ``<out_dir>.partial`` beside ``out_dir`` (a previous attempt's leftovers
     are removed) for :func:`publish_folder`."""
-    import shutil
     staging = f"{os.path.abspath(out_dir).rstrip(os.sep)}.partial"
     shutil.rmtree(staging, ignore_errors=True)
     os.makedirs(staging)
