@@ -150,12 +150,15 @@ def read_params(path):
     return arrays
 
 
-def load_weights(net, path, ctx=None, name=None, ignore=()):
+def load_weights(net, path, ctx=None, name=None, ignore=(), keep=()):
     """Load ``path`` into ``net`` after checking that every name and shape matches.
 
     ``name`` (the model's registry name) is only used in messages. Parameters of the file whose
     names start with one of the ``ignore`` prefixes (e.g. ``'fc.'`` for a backbone) may be
-    absent from ``net`` and are not loaded; every other name and shape must match.
+    absent from ``net`` and are not loaded. Parameters of ``net`` whose names start with one of
+    the ``keep`` prefixes (e.g. the heads of a segmentation model loading its backbone's
+    classifier weights) must be absent from the file and keep their values; ``net`` must then
+    be initialised already. Every other name and shape must match.
 
     Raises
     ------
@@ -168,7 +171,14 @@ def load_weights(net, path, ctx=None, name=None, ignore=()):
     ignore = tuple(ignore)
     if ignore:
         arrays = {k: v for k, v in arrays.items() if not k.startswith(ignore)}
+    keep = tuple(keep)
     params = net._collect_params_with_prefix()
+    kept = sorted(k for k in params if keep and k.startswith(keep))
+    clash = [k for k in kept if k in arrays]
+    if clash:
+        raise UserError(f"weights file {path} holds {clash[0]}, which model "
+                        f"{name or net.name} initialises itself; it is not a backbone file.")
+    params = {k: v for k, v in params.items() if k not in set(kept)}
     missing = sorted(set(params) - set(arrays))
     extra = sorted(set(arrays) - set(params))
     shapes = sorted(k for k in set(params) & set(arrays)
@@ -190,5 +200,7 @@ def load_weights(net, path, ctx=None, name=None, ignore=()):
                           f"file, {tuple(params[k].shape)} in the model)")
         raise UserError(f"weights file {path} does not fit model {name or net.name}: "
                         f"{', '.join(detail)}; it holds another model's weights.")
-    net.load_parameters(path, ctx=ctx or mx.cpu(), ignore_extra=bool(ignore))
+    # allow_missing only for the kept parameters: the checks above found no other gap.
+    net.load_parameters(path, ctx=ctx or mx.cpu(), allow_missing=bool(kept),
+                        ignore_extra=bool(ignore))
     return net
