@@ -301,6 +301,16 @@ def test_pretrained_backbone_loads_the_classifier(tmp_path, monkeypatch):
     assert net(mx.nd.zeros((1, 3, 32, 32)))[0].shape == (1, 4, 32, 32)
 
 
+def test_pretrained_backbone_refuses_a_segmentation_file(tmp_path, monkeypatch):
+    """A "backbone" file that holds heads is another model's: refused, not half-loaded."""
+    seg = get_model("deeplab_resnest_tiny", classes=4)
+    seg.initialize()
+    seg.save_parameters(str(tmp_path / "seg.params"))
+    _publish_file(monkeypatch, tmp_path / "home", "resnest_tiny", str(tmp_path / "seg.params"))
+    with pytest.raises(UserError, match="holds (head|auxlayer).*another model"):
+        get_model("deeplab_resnest_tiny", classes=4, pretrained_backbone=True)
+
+
 # -- export ----------------------------------------------------------------------------------
 
 def assert_close32(got, want):

@@ -176,8 +176,8 @@ def load_weights(net, path, ctx=None, name=None, ignore=(), keep=()):
     kept = sorted(k for k in params if keep and k.startswith(keep))
     clash = [k for k in kept if k in arrays]
     if clash:
-        raise UserError(f"weights file {path} holds {clash[0]}, which model "
-                        f"{name or net.name} initialises itself; it is not a backbone file.")
+        raise UserError(f"weights file {path} holds {clash[0]}, which a file of "
+                        f"{name or 'the backbone'} does not; it holds another model's weights.")
     params = {k: v for k, v in params.items() if k not in set(kept)}
     missing = sorted(set(params) - set(arrays))
     extra = sorted(set(arrays) - set(params))

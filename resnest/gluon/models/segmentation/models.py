@@ -34,6 +34,7 @@ _DOC = """Build ``{name}``: {what}.
     pretrained_backbone : bool
         Load the published ImageNet weights of ``{backbone}`` (from the store) into the
         backbone; the heads are initialised (MXNet's default initializer, as GluonCV does).
+        Not used with ``pretrained``, whose file holds the backbone too.
     root : str, optional
         Folder of the weights store.
     ctx : Context
