@@ -14,8 +14,8 @@ import warnings
 import mxnet as mx
 import numpy as np
 import pytest
-from PIL import Image
 
+from _images import skimage_photo as photo
 from conftest import randomize_bn
 from resnest.gluon import UserError, get_model, list_models, model_task
 from resnest.gluon.pretrained import PRETRAINED, PretrainedInfo, SegmentationEval
@@ -38,11 +38,6 @@ def manifest(net):
     return sorted(f"{k} {tuple(v.shape)}" for k, v in net._collect_params_with_prefix().items())
 
 
-def photo(name, height, width):
-    """A real photo from scikit-image, resized (PIL bilinear) to ``height`` x ``width``."""
-    skdata = pytest.importorskip("skimage.data")
-    image = Image.fromarray(getattr(skdata, name)()).resize((width, height), Image.BILINEAR)
-    return np.asarray(image)
 
 
 def copy_into(dst, src):
@@ -59,13 +54,14 @@ def copy_into(dst, src):
         param.set_data(theirs[key].data())
 
 
-def same_weights(theirs, ours, x):
-    """Initialise GluonCV's ``theirs`` (BN randomised, so it is no identity), copy every
-    array into ``ours`` by name, and cast both to float64."""
+def same_weights(theirs, ours):
+    """Initialise GluonCV's ``theirs`` with random BN statistics and affine parameters (so BN
+    is no identity), copy every array into ``ours`` by name, and cast both to float64. Every
+    shape is known before a forward pass (GluonCV's layers are given their input channels)."""
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
         theirs.initialize()
-    randomize_bn(theirs, x)
+    randomize_bn(theirs)
     theirs.cast("float64")
     copy_into(ours, theirs)
 
@@ -85,7 +81,7 @@ def r50_pair():
     x = normalize(photo("astronaut", 64, 96), dtype="float64")
     theirs = gluoncv_model("deeplab_resnest50_ade", height=64, width=96)
     ours = get_model("deeplab_resnest50_ade")
-    same_weights(theirs, ours, x.astype("float32"))
+    same_weights(theirs, ours)
     return ours, theirs, x
 
 
@@ -175,7 +171,7 @@ def test_fcn_outputs_equal_gluoncv():
         warnings.simplefilter("ignore")
         theirs = FCN(7, backbone="resnest50", pretrained_base=False, crop_size=48)
     ours = get_model("fcn_resnest50", classes=7)
-    same_weights(theirs, ours, x.astype("float32"))
+    same_weights(theirs, ours)
     assert_same(ours(x), theirs(x))
 
 
@@ -185,7 +181,7 @@ def test_outputs_equal_gluoncv_at_crop_480():
     x = normalize(photo("astronaut", 480, 480), dtype="float64")
     theirs = gluoncv_model("deeplab_resnest50_ade")             # crop_size 480
     ours = get_model("deeplab_resnest50_ade")
-    same_weights(theirs, ours, mx.nd.random.uniform(shape=(1, 3, 64, 64)))
+    same_weights(theirs, ours)
     assert_same(ours(x), theirs(x))
 
 
@@ -194,7 +190,7 @@ def test_outputs_equal_gluoncv_at_320x416():
     x = normalize(photo("coffee", 320, 416), dtype="float64")
     theirs = gluoncv_model("deeplab_resnest50_ade", height=320, width=416)
     ours = get_model("deeplab_resnest50_ade")
-    same_weights(theirs, ours, mx.nd.random.uniform(shape=(1, 3, 64, 64)))
+    same_weights(theirs, ours)
     assert_same(ours(x), theirs(x))
 
 

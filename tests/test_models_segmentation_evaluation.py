@@ -14,8 +14,8 @@ import warnings
 import mxnet as mx
 import numpy as np
 import pytest
-from PIL import Image
 
+from _images import skimage_photo as photo
 from conftest import randomize_bn
 from resnest.gluon import UserError, get_model
 from resnest.gluon.models.segmentation.evaluation import (multi_scale, normalize, pad_image,
@@ -29,10 +29,6 @@ IMAGES = [("astronaut", 24, 36), ("coffee", 44, 28), ("chelsea", 36, 36), ("rock
 SMALL = SegmentationEval(base_size=40, crop_size=32)
 
 
-def photo(name, height, width):
-    skdata = pytest.importorskip("skimage.data")
-    image = Image.fromarray(getattr(skdata, name)()).resize((width, height), Image.BILINEAR)
-    return np.asarray(image)
 
 
 class _Module:
