@@ -102,7 +102,7 @@ def test_scales_cover_both_branches():
 @pytest.mark.slow
 def test_multi_scale_with_gluoncvs_own_model(monkeypatch):
     """GluonCV's MultiEvalModel with its own DeepLabV3 (crop 48) against ours with the same
-    weights; float64, two photos (about a minute on 2 cores)."""
+    weights; float64, two photos (about a minute on a busy 2-core machine)."""
     from gluoncv.model_zoo import get_model as gluoncv_get
     settings = SegmentationEval(base_size=56, crop_size=48, scales=(0.75, 1.0, 1.25))
     with warnings.catch_warnings():

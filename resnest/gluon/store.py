@@ -173,12 +173,12 @@ def load_weights(net, path, ctx=None, name=None, ignore=(), keep=()):
         arrays = {k: v for k, v in arrays.items() if not k.startswith(ignore)}
     keep = tuple(keep)
     params = net._collect_params_with_prefix()
-    kept = sorted(k for k in params if keep and k.startswith(keep))
-    clash = [k for k in kept if k in arrays]
+    kept = {k for k in params if keep and k.startswith(keep)}
+    clash = sorted(k for k in kept if k in arrays)
     if clash:
         raise UserError(f"weights file {path} holds {clash[0]}, which a file of "
                         f"{name or 'the backbone'} does not; it holds another model's weights.")
-    params = {k: v for k, v in params.items() if k not in set(kept)}
+    params = {k: v for k, v in params.items() if k not in kept}
     missing = sorted(set(params) - set(arrays))
     extra = sorted(set(arrays) - set(params))
     shapes = sorted(k for k in set(params) & set(arrays)
