@@ -132,3 +132,12 @@ def png_bomb(width, height):
     ihdr = struct.pack('>IIBBBBB', width, height, 1, 0, 0, 0, 0)
     return (b'\x89PNG\r\n\x1a\n' + chunk(b'IHDR', ihdr) + chunk(b'IDAT', idat)
             + chunk(b'IEND', b''))
+
+
+def skimage_photo(name, height, width):
+    """The scikit-image photo ``name`` (``skimage.data``) resized with PIL bilinear to
+    ``height`` x ``width``, RGB uint8; the test is skipped without scikit-image."""
+    import pytest
+    skdata = pytest.importorskip("skimage.data")
+    return np.asarray(Image.fromarray(getattr(skdata, name)()).resize((width, height),
+                                                                       Image.BILINEAR))

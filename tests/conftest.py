@@ -29,9 +29,11 @@ def tiny():
     return net
 
 
-def randomize_bn(net, x):
-    """Give every BN statistic and affine parameter random values so BN is not an identity."""
-    net(x)
+def randomize_bn(net, x=None):
+    """Give every BN statistic and affine parameter random values so BN is not an identity
+    (after a forward pass on ``x`` that finishes deferred initialisation, when given)."""
+    if x is not None:
+        net(x)
     for name, param in net._collect_params_with_prefix().items():
         if name.rsplit(".", 1)[-1] in ("gamma", "beta", "running_mean", "running_var"):
             param.set_data(mx.nd.random.uniform(0.5, 1.5, shape=param.shape))

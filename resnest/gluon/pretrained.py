@@ -7,12 +7,13 @@ for the metrics). The weights store, the data loaders, ``verify.py``, ``predict.
 task scripts read their settings from here and nowhere else.
 """
 import math
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Optional, Tuple
 
 __all__ = ["IMAGENET_MEAN", "IMAGENET_STD", "IMAGENET_MEAN_255", "IMAGENET_STD_255",
            "ECENTER_CROP_ABOVE", "DEFAULT_CROP_SIZE", "DEFAULT_CROP_RATIO", "EvalSettings",
-           "SegmentationEval", "DetectionEval", "PretrainedInfo", "PRETRAINED", "eval_settings"]
+           "SegmentationEval", "DetectionEval", "PretrainedInfo", "PRETRAINED", "eval_settings",
+           "segmentation_eval"]
 
 # The normalisation of the published weights, in training and evaluation (the authors' scripts
 # pass these to MXNet's transforms.Normalize after ToTensor; GluonCV's segmentation and
@@ -55,14 +56,35 @@ class EvalSettings:
 
 @dataclass(frozen=True)
 class SegmentationEval:
-    """How GluonCV evaluates its segmentation models (``segbase.py``, ``scripts/segmentation/
-    test.py``): ``base_size`` / ``crop_size`` of the model, and the scales of its multi-scale
-    + flip evaluator (``MultiEvalModel``)."""
+    """How GluonCV 0.10.5 evaluates its segmentation models; the protocols themselves are in
+    :mod:`resnest.gluon.models.segmentation.evaluation`.
+
+    * Multi-scale + flip (``segbase.py`` ``MultiEvalModel``; what ``scripts/segmentation/
+      test.py --eval`` ran for DeepLab in GluonCV 0.7, which published the ResNeSt models):
+      for each of ``scales``, the long side resized to ``ceil(base_size * scale)``; an image
+      no longer than ``crop_size`` is padded to it, a larger one is cut into ``crop_size``
+      windows ``int(crop_size * stride_rate)`` apart (each padded to ``crop_size``); padding
+      is the normalised black pixel (``-mean / std``) at the bottom and right; each window's
+      logits plus those of its mirror image (``flip``) are exponentiated, averaged where
+      windows overlap, resized back to the image and summed over the scales.
+    * Single scale (test.py since GluonCV 0.8, whose ``'icnet' or 'fastscnn' in model`` test
+      is always true, so every model takes its ICNet path): the whole image at its own size,
+      no resize, padding or crop (dataset mode ``testval``), the main output of
+      ``model.predict``.
+    * In-training validation (train.py, dataset mode ``val``): the short side resized to
+      ``crop_size`` (PIL bilinear, long side ``int(long * crop / short)``), then the centred
+      ``crop_size`` square (``_val_sync_transform``).
+
+    ``base_size`` / ``crop_size`` are the model's (train.py's ``--base-size 520 --crop-size
+    480`` for the published DeepLab models); ``mean`` / ``std`` are test.py's ``Normalize``
+    after ``ToTensor``, and give the padding value.
+    """
 
     base_size: int = 520
     crop_size: int = 480
     scales: Tuple[float, ...] = (0.5, 0.75, 1.0, 1.25, 1.5, 1.75)
     flip: bool = True
+    stride_rate: float = 2.0 / 3.0
     mean: Tuple[float, float, float] = IMAGENET_MEAN
     std: Tuple[float, float, float] = IMAGENET_STD
 
@@ -163,6 +185,16 @@ _ROWS = [
 ]
 
 PRETRAINED = {row.name: row for row in _ROWS}
+
+
+def segmentation_eval(model=None, **overrides):
+    """The evaluation settings of segmentation model ``model`` (its published ones; GluonCV's
+    defaults for a model without published weights), with keyword ``overrides`` (e.g.
+    ``base_size=``, ``scales=``, ``flip=``) replacing fields."""
+    info = PRETRAINED.get(model)
+    base = info.eval if info is not None and isinstance(info.eval, SegmentationEval) \
+        else SegmentationEval()
+    return replace(base, **{k: v for k, v in overrides.items() if v is not None})
 
 
 def eval_settings(model=None, crop_size=None, crop_ratio=None):

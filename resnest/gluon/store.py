@@ -192,13 +192,16 @@ def read_params(path, sha1=None):
     return arrays
 
 
-def load_weights(net, path, ctx=None, name=None, ignore=(), arrays=None):
+def load_weights(net, path, ctx=None, name=None, ignore=(), keep=(), arrays=None):
     """Load ``path`` (or its already read ``arrays``) into ``net`` after checking that every
     name and shape matches; the file is read once.
 
     ``name`` (the model's registry name) is only used in messages. Parameters of the file whose
     names start with one of the ``ignore`` prefixes (e.g. ``'fc.'`` for a backbone) may be
-    absent from ``net`` and are not loaded; every other name and shape must match.
+    absent from ``net`` and are not loaded. Parameters of ``net`` whose names start with one of
+    the ``keep`` prefixes (e.g. the heads of a segmentation model loading its backbone's
+    classifier weights) must be absent from the file and keep their values; ``net`` must then
+    be initialised already. Every other name and shape must match.
 
     Raises
     ------
@@ -211,7 +214,14 @@ def load_weights(net, path, ctx=None, name=None, ignore=(), arrays=None):
     ignore = tuple(ignore)
     if ignore:
         arrays = {k: v for k, v in arrays.items() if not k.startswith(ignore)}
+    keep = tuple(keep)
     params = net._collect_params_with_prefix()
+    kept = {k for k in params if keep and k.startswith(keep)}
+    clash = sorted(k for k in kept if k in arrays)
+    if clash:
+        raise UserError(f"weights file {path} holds {clash[0]}, which a file of "
+                        f"{name or 'the backbone'} does not; it holds another model's weights.")
+    params = {k: v for k, v in params.items() if k not in kept}
     missing = sorted(set(params) - set(arrays))
     extra = sorted(set(arrays) - set(params))
     shapes = sorted(k for k in set(params) & set(arrays)
@@ -234,7 +244,7 @@ def load_weights(net, path, ctx=None, name=None, ignore=(), arrays=None):
         raise UserError(f"weights file {path} does not fit model {name or net.name}: "
                         f"{', '.join(detail)}; it holds another model's weights.")
     contexts = ctx if isinstance(ctx, (list, tuple)) else [ctx or mx.cpu()]
-    for key, param in params.items():
+    for key, param in params.items():            # the kept ones are not among them
         # What Block.load_parameters does for each parameter (initialising it if needed).
         param._load_init(arrays[key], contexts, cast_dtype=False, dtype_source="current")
     return net

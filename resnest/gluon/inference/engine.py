@@ -1,6 +1,7 @@
 """What the other inference engines share: the optional packages, and the block that makes an
-engine look like an MXNet model (float32 NCHW in, NDArray logits out), so that
-:func:`resnest.gluon.evaluate.evaluate` and :func:`~.predict.predict` run it unchanged.
+engine look like an MXNet model (float32 NCHW in, NDArray outputs out, structured as the MXNet
+model's), so that :func:`resnest.gluon.evaluate.evaluate` and :func:`~.predict.predict` run
+it unchanged.
 """
 import importlib
 
@@ -28,7 +29,9 @@ class EngineModel:
     Parameters
     ----------
     run : callable
-        ``numpy float32 (N, 3, H, W) -> numpy logits``.
+        ``numpy float32 (N, 3, H, W) -> numpy outputs``: one array (a classifier's logits),
+        or a list of arrays for a model returning a tuple in MXNet (a segmentation model's
+        ``(main, aux)`` scores, ``(N, classes, H, W)`` each).
     backend, dtype : str
         What it is, for messages and benchmark rows.
     input_size : int
@@ -46,7 +49,7 @@ class EngineModel:
         return f"EngineModel({self.backend}, {self.dtype}, {self.input_size}x{self.input_size})"
 
     def predict_numpy(self, x):
-        """Logits of a float32 NCHW batch as numpy."""
+        """Outputs of a float32 NCHW batch as numpy (an array, or a list of them)."""
         x = x.asnumpy() if isinstance(x, mx.nd.NDArray) else np.asarray(x)
         if x.ndim != 4 or x.shape[1] != 3 or x.shape[2:] != (self.input_size,) * 2:
             raise UserError(f"this {self.backend} model takes (N, 3, {self.input_size}, "
@@ -55,5 +58,10 @@ class EngineModel:
         return self._run(np.ascontiguousarray(x, dtype=np.float32))
 
     def __call__(self, x):
-        """Logits of ``x`` (NDArray or numpy) as a float32 NDArray on the CPU."""
-        return mx.nd.array(self.predict_numpy(x), dtype="float32")
+        """Outputs of ``x`` (NDArray or numpy) as float32 NDArrays on the CPU: one, or a tuple
+        where the MXNet model returns a tuple."""
+        out = self.predict_numpy(x)
+        if isinstance(out, (list, tuple)):
+            return tuple(mx.nd.array(o, dtype="float32") for o in out)
+        return mx.nd.array(out, dtype="float32")
+

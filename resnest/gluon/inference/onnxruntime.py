@@ -11,6 +11,7 @@ import numpy as np
 
 from ..utils.threads import cpu_threads, spin_wait
 from .engine import EngineModel, require
+from .export import TUPLE_OUTPUT_KEY
 from .quantize import ONNX_INT8_EXCLUDE, engine_onnx
 
 __all__ = ["session", "onnx_runner", "optimize_onnxruntime"]
@@ -30,13 +31,14 @@ def session(path, threads=None, spinning=None):
 
 
 def onnx_runner(path, threads=None):
-    """A function ``numpy NCHW float32 -> numpy logits`` running ``path`` in a :func:`session`
-    (``threads`` intra-op threads, default ``OMP_NUM_THREADS`` or all cores). A model with
-    several outputs (a backbone's feature maps, a segmentation model's heads) gives the list of
-    them."""
+    """A function ``numpy NCHW float32 -> numpy outputs`` running ``path`` in a :func:`session`
+    (``threads`` intra-op threads, default ``OMP_NUM_THREADS`` or all cores). A model that
+    returned a tuple or list in MXNet (a backbone's feature maps, a segmentation model's
+    ``(main, aux)`` or ``(main,)``) gives the list of its outputs, any other its one array."""
     sess = session(path, threads)
     name = sess.get_inputs()[0].name
-    single = len(sess.get_outputs()) == 1
+    meta = sess.get_modelmeta().custom_metadata_map
+    single = len(sess.get_outputs()) == 1 and meta.get(TUPLE_OUTPUT_KEY) != "1"
 
     def run(images):
         outputs = sess.run(None, {name: np.ascontiguousarray(images, dtype=np.float32)})

@@ -13,6 +13,7 @@ cores this process owns), one stream and the latency hint.
 """
 from ..utils.errors import UserError
 from .engine import EngineModel, require
+from .export import tuple_output
 from .quantize import ONNX_INT8_EXCLUDE, engine_onnx
 
 __all__ = ["bfloat16_supported", "runtime_precisions", "optimize_openvino"]
@@ -25,10 +26,12 @@ def bfloat16_supported():
 
 
 class _Compiled:
-    """One OpenVINO model compiled per batch size on demand."""
+    """One OpenVINO model compiled per batch size on demand; it returns a list of outputs for
+    a model with several outputs or one exported from a tuple (``as_list``)."""
 
-    def __init__(self, core, model, config, input_size):
+    def __init__(self, core, model, config, input_size, as_list=False):
         self.core, self.model, self.config, self.size = core, model, config, input_size
+        self.as_list = as_list or len(model.outputs) > 1
         self.requests = {}
 
     def request(self, batch):
@@ -40,7 +43,10 @@ class _Compiled:
         return self.requests[batch]
 
     def __call__(self, x):
-        return self.request(x.shape[0]).infer({0: x})[0].copy()
+        result = self.request(x.shape[0]).infer({0: x})
+        if self.as_list:
+            return [result[i].copy() for i in range(len(self.model.outputs))]
+        return result[0].copy()
 
 
 def runtime_precisions(fast, batch=None):
@@ -74,9 +80,10 @@ def optimize_openvino(net, dtype, calib_data, input_size, batch_size, calib_mode
     with engine_onnx(net, dtype, calib_data, input_size, batch_size, calib_mode, exclude,
                      num_calib_batches, threads, workdir) as (path, info):
         model = core.read_model(path)
+        as_list = tuple_output(path)
     config = {"INFERENCE_NUM_THREADS": info["threads"], "NUM_STREAMS": 1,
               "PERFORMANCE_HINT": "LATENCY",
               "INFERENCE_PRECISION_HINT": "bf16" if dtype == "bfloat16" else "f32"}
-    compiled = _Compiled(core, model, config, input_size)
+    compiled = _Compiled(core, model, config, input_size, as_list)
     compiled.request(batch_size)
     return EngineModel(compiled, "openvino", dtype, input_size, info)
