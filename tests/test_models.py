@@ -16,7 +16,8 @@ from resnest.gluon import PRETRAINED, get_model, list_models
 from resnest.gluon.flops import count_macs, count_params
 
 BIG = {"resnest200", "resnest269"}
-MODELS = [pytest.param(n, marks=pytest.mark.slow) if n in BIG else n for n in list_models()]
+CLASSIFIERS = list_models(task="classification")      # detectors: test_models_detection.py
+MODELS = [pytest.param(n, marks=pytest.mark.slow) if n in BIG else n for n in CLASSIFIERS]
 
 
 def manifest(net):
@@ -39,7 +40,7 @@ def test_forward_manifest_and_size(name):
         assert count_params(net) / 1e6 == pytest.approx(PRETRAINED[name].params_m, abs=0.006)
 
 
-@pytest.mark.parametrize("name", [n for n in list_models() if n not in BIG])
+@pytest.mark.parametrize("name", [n for n in CLASSIFIERS if n not in BIG])
 def test_hybridized_equals_imperative(name):
     net = get_model(name, classes=10)
     net.initialize(mx.init.Xavier())

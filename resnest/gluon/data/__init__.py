@@ -17,6 +17,8 @@ _EXPORTS = {
     'scan_class_folders': 'folder', 'decode_image': 'folder',
     'ImageNetPolicy': 'autoaugment', 'write_digits': 'digits',
     'collect_inputs': 'inputs', 'ImageInputs': 'inputs', 'InputItem': 'inputs',
+    'detection_eval_transform': 'detection', 'DetectionTransform': 'detection',
+    'restore_boxes': 'detection',
 }
 
 __all__ = sorted(_EXPORTS)

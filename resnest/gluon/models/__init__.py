@@ -8,6 +8,7 @@ from .registry import TASKS, get_model, list_models, model_task, register_model
 from .resnest import *  # noqa: F401,F403  (registers every classifier)
 from .resnest import __all__ as _names
 from .features import FeatureInfo, ResNetFeatures
+from . import detection  # noqa: F401  (registers the detectors; get_model finds them by name)
 from .resnet import Bottleneck, ResNet, ResNetConfig, ResNetTrunk
 
 __all__ = ["Bottleneck", "FeatureInfo", "ResNet", "ResNetConfig", "ResNetFeatures",
