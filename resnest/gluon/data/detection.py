@@ -4,7 +4,7 @@ tensor and the scale that maps the detected boxes back onto the original image.
 
 The short side goes to ``short`` unless the long side would then exceed ``max_size``, in which
 case the long side goes to ``max_size``; the size is rounded half to even, the image resized by
-MXNet's OpenCV bilinear (``mx.image.imresize``, the very operator GluonCV calls), then scaled
+MXNet's OpenCV (``mx.image.imresize``, the very operator GluonCV calls; bilinear), then scaled
 to [0, 1] and normalised with the ImageNet mean and std. Detected boxes are clipped to the
 resized image and multiplied by ``scale = original height / resized height``, as GluonCV's
 evaluation does.
@@ -43,11 +43,18 @@ def resized_size(height, width, short, max_size):
     return int(np.round(height * scale)), int(np.round(width * scale))
 
 
+# DetectionEval.interpolation -> the OpenCV code mx.image.imresize takes.
+_INTERPOLATION = {"nearest": 0, "bilinear": 1, "bicubic": 2, "area": 3}
+
+
 class DetectionTransform:
     """GluonCV's detection evaluation preprocessing with the settings of a
     :class:`~resnest.gluon.pretrained.DetectionEval`."""
 
     def __init__(self, settings):
+        if settings.interpolation not in _INTERPOLATION:
+            raise UserError(f"unknown interpolation {settings.interpolation!r}; use one of "
+                            f"{', '.join(_INTERPOLATION)}.")
         self.settings = settings
 
     def resize(self, img):
@@ -56,7 +63,8 @@ class DetectionTransform:
         s = self.settings
         height, width = img.shape[:2]
         new_h, new_w = resized_size(height, width, s.short, s.max_size)
-        out = mx.image.imresize(mx.nd.array(img, dtype="uint8"), new_w, new_h, interp=1)
+        out = mx.image.imresize(mx.nd.array(img, dtype="uint8"), new_w, new_h,
+                                interp=_INTERPOLATION[s.interpolation])
         return out.asnumpy()
 
     def __call__(self, img):

@@ -54,6 +54,7 @@ class RCNNConfig:
     rpn_pos_ratio: float = 0.5
     roi_size: Tuple[int, int] = (7, 7)
     roi_sample_ratio: int = 2
+    roi_canonical_size: float = 224.0       # a region this big pools from P4 (FPN eq. 1)
     num_sample: int = 512
     pos_iou_thresh: float = 0.5
     pos_ratio: float = 0.25
@@ -166,7 +167,8 @@ class FasterRCNNFPN(nn.HybridBlock):
         """Pool ``boxes (B, N, 4)`` from P2 .. P5: ``(B * N, C, h, w)``."""
         cfg = self.config
         return pyramid_roi_align(F, levels[:4], _batch_rois(F, boxes), roi_size,
-                                 cfg.strides[:4], 2, cfg.roi_sample_ratio)
+                                 cfg.strides[:4], 2, cfg.roi_sample_ratio,
+                                 cfg.roi_canonical_size)
 
     def hybrid_forward(self, F, x, gt_boxes=None, gt_labels=None):
         levels = self.fpn(*self.backbone(x))
@@ -203,7 +205,7 @@ class FasterRCNNFPN(nn.HybridBlock):
                         scores.transpose((0, 2, 1)).expand_dims(-1), boxes, dim=-1)
         rows = F.contrib.box_nms(rows, overlap_thresh=cfg.nms_thresh, topk=cfg.nms_topk,
                                  valid_thresh=0.0001, id_index=0, score_index=1, coord_start=2,
-                                 force_suppress=False).reshape((0, -3, 0))
+                                 force_suppress=False).reshape((0, -1, 6))
         return (F.slice_axis(rows, axis=-1, begin=0, end=1),
                 F.slice_axis(rows, axis=-1, begin=1, end=2),
                 F.slice_axis(rows, axis=-1, begin=2, end=6))

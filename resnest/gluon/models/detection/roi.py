@@ -20,10 +20,11 @@ def roi_levels(F, rois, min_level=2, max_level=5, canonical_size=224.0, canonica
     return F.clip(level, min_level, max_level).reshape((-1,))
 
 
-def pyramid_roi_align(F, levels, rois, roi_size, strides, min_level=2, sample_ratio=2):
+def pyramid_roi_align(F, levels, rois, roi_size, strides, min_level=2, sample_ratio=2,
+                      canonical_size=224.0):
     """Pool ``rois`` ``(R, 5)`` from ``levels`` (P{min_level}, ... in order, one stride each):
     ``(R, C, roi_size[0], roi_size[1])``."""
-    assigned = roi_levels(F, rois, min_level, min_level + len(levels) - 1)
+    assigned = roi_levels(F, rois, min_level, min_level + len(levels) - 1, canonical_size)
     pooled = []
     for i, (feat, stride) in enumerate(zip(levels, strides)):
         feat_i = F.contrib.ROIAlign(feat, rois, roi_size, 1.0 / stride, sample_ratio=sample_ratio)

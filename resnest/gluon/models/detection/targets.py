@@ -12,7 +12,9 @@ Ground truth comes padded: ``gt_boxes (B, M, 4)`` corners and ``gt_labels (B, M)
 - R-CNN (``rcnn_target.py``): the proposals plus the ground-truth boxes; positive when the
   best IoU is >= ``pos_iou``, ignored when the proposal is padding, negative otherwise; the
   first ``max_pos`` samples are positives drawn at random (negatives fill what positives
-  lack), the rest negatives (then leftover positives). Targets: class ``label + 1`` / 0 / -1,
+  lack), the rest negatives (then leftover positives), each region at most once (GluonCV's
+  second draw slices its shuffled index instead of what the first left, so it can draw a
+  region twice and never draws some). Targets: class ``label + 1`` / 0 / -1,
   and for the first ``max_pos`` samples per-class deltas (stds 0.1, 0.1, 0.2, 0.2) with a mask
   on the true class of positives.
 """

@@ -122,8 +122,10 @@ for _depth in (50, 101):
     _register(f"mask_rcnn_fpn_resnest{_depth}", f"resnest{_depth}", "instance-segmentation",
               _MASK, MaskRCNNFPN, MaskRCNNConfig())
 
-# Narrow heads on resnest_tiny, small proposal counts: for tests and toy data.
+# Narrow heads on resnest_tiny, small proposal counts, anchors and RoI levels scaled for
+# images of a few hundred pixels (anchors 8 .. 128, P4 for 56-px regions): tests, toy data.
 _TINY = dict(fpn_channels=32, rpn_channels=32, box_convs=2, box_channels=32, box_units=64,
+             anchor_sizes=(8, 16, 32, 64, 128), roi_canonical_size=56.0,
              rpn_train_pre_nms=2000, rpn_train_post_nms=256, rpn_test_pre_nms=1000,
              rpn_test_post_nms=100, num_sample=64)
 _register("faster_rcnn_fpn_resnest_tiny", "resnest_tiny", "detection",
