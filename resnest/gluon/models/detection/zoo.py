@@ -37,7 +37,9 @@ _DOC = """Build ``{name}``: {what} on the ``{backbone}`` backbone{weights}.
     norm_layer, norm_kwargs :
         Normalisation everywhere (backbone, pyramid, box head), e.g.
         ``mxnet.gluon.contrib.nn.SyncBatchNorm`` as GluonCV trained them; any of them loads
-        the same arrays.
+        the same arrays. Training needs batch statistics of more than one image (the
+        split-attention's BN sees one value per image and channel): several images per
+        device, SyncBatchNorm, or ``norm_kwargs={{'use_global_stats': True}}``.
     **kwargs
         Fields of :class:`~resnest.gluon.models.detection.{config}` overriding its settings
         (``rpn_test_post_nms=300``, ``nms_thresh=0.6``, ...).
