@@ -16,7 +16,8 @@ from resnest.gluon import PRETRAINED, get_model, list_models
 from resnest.gluon.flops import count_macs, count_params
 
 BIG = {"resnest200", "resnest269"}
-CLASSIFIERS = list_models(task="classification")     # segmentation: test_models_segmentation
+# Task models: tests/test_models_segmentation.py, tests/test_models_detection.py.
+CLASSIFIERS = list_models(task="classification")
 MODELS = [pytest.param(n, marks=pytest.mark.slow) if n in BIG else n for n in CLASSIFIERS]
 
 

@@ -91,13 +91,20 @@ class SegmentationEval:
 
 @dataclass(frozen=True)
 class DetectionEval:
-    """How GluonCV evaluates its Faster R-CNN FPN models (``FasterRCNNDefaultValTransform``):
-    the short side resized to ``short`` unless the long side would pass ``max_size``."""
+    """How GluonCV evaluates its Faster R-CNN FPN models: ``FasterRCNNDefaultValTransform``
+    with the model's ``max_size`` and the last of its ``short`` (GluonCV's FPN models have
+    ``short=(640, 800)``, a training range; its train script validates at ``short[-1]``). The
+    short side goes to ``short`` unless the long side would pass ``max_size``; bilinear
+    (OpenCV through ``mx.image.imresize``); ImageNet mean/std on [0, 1]. Boxes are clipped to
+    the resized image and scaled back by original / resized height. ``train_short`` is the
+    training range (one short side drawn per image)."""
 
     short: int = 800
     max_size: int = 1333
     mean: Tuple[float, float, float] = IMAGENET_MEAN
     std: Tuple[float, float, float] = IMAGENET_STD
+    interpolation: str = "bilinear"
+    train_short: Tuple[int, int] = (640, 800)
 
 
 @dataclass(frozen=True)

@@ -21,6 +21,8 @@ _EXPORTS = {
     'collect_inputs': 'inputs', 'ImageInputs': 'inputs', 'InputItem': 'inputs',
     'write_composed': 'composed', 'SegmentationSamples': 'segmentation',
     'CocoSamples': 'coco',
+    'detection_eval_transform': 'detection', 'DetectionTransform': 'detection',
+    'restore_boxes': 'detection',
 }
 
 __all__ = sorted(_EXPORTS)

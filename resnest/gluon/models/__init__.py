@@ -11,6 +11,7 @@ from .resnest import __all__ as _names
 from .segmentation import *  # noqa: F401,F403  (registers every segmentation model)
 from .segmentation import __all__ as _segmentation
 from .features import FeatureInfo, ResNetFeatures
+from . import detection  # noqa: F401  (registers the detectors; get_model finds them by name)
 from .resnet import Bottleneck, ResNet, ResNetConfig, ResNetTrunk
 
 __all__ = ["Bottleneck", "FeatureInfo", "ResNet", "ResNetConfig", "ResNetFeatures",

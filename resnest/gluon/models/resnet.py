@@ -138,6 +138,7 @@ class ResNetTrunk(nn.HybridBlock):
         block_kw = dict(cfg=cfg, norm_layer=norm_layer, norm_kwargs=norm_kwargs,
                         last_gamma=last_gamma, dropblock_mode=dropblock_mode)
         stem = cfg.stem_width
+        self.config = cfg                              # the architecture, for name maps
         self.stage_plan = STAGE_PLANS[dilation]
         self._in_channels = stem * 2
         with self.name_scope():
