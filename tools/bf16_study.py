@@ -158,8 +158,8 @@ def _timings(model, x, rounds):
     from resnest.gluon.inference.mxnet import _AsFloat32, _fuse_cpu, _hybridized
 
     from tools.timing import time_interleaved
-    fns = {"float32": optimize(_build(model, x), "float32", batch_size=x.shape[0],
-                               input_size=x.shape[-1])}
+    fns = {"float32": optimize(_build(model, x), "float32", backend="mxnet",
+                               batch_size=x.shape[0], input_size=x.shape[-1])}
     for form in FORMS:
         low = convert(_build(model, x), form, x)
         low.hybridize()

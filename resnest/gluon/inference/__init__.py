@@ -6,10 +6,11 @@ images (:func:`predict`).
 >>> fast = optimize(net, "int8", backend="onnxruntime", calib_data=batches)
 >>> for row in predict(PredictConfig("resnest50", ["photos/"])): print(row.image, row.top[0])
 """
-from .optimize import BACKENDS, DTYPES, INT8_EXCLUDE, ONNX_INT8_EXCLUDE, bfloat16_supported, \
-    calibration_arrays, calibration_batches, default_exclude, optimize, spread_batches
+from .optimize import AUTO, BACKENDS, DTYPES, INT8_EXCLUDE, ONNX_INT8_EXCLUDE, \
+    bfloat16_supported, calibration_arrays, calibration_batches, choose_engine, default_exclude, \
+    optimize, spread_batches
 from .predict import PredictConfig, Prediction, predict
 
-__all__ = ["BACKENDS", "DTYPES", "INT8_EXCLUDE", "ONNX_INT8_EXCLUDE", "bfloat16_supported",
+__all__ = ["AUTO", "BACKENDS", "DTYPES", "choose_engine", "INT8_EXCLUDE", "ONNX_INT8_EXCLUDE", "bfloat16_supported",
            "calibration_arrays", "calibration_batches", "default_exclude", "optimize",
            "spread_batches", "PredictConfig", "Prediction", "predict"]
