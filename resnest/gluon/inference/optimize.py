@@ -24,9 +24,9 @@ from .calibration import calibration_arrays, calibration_batches, spread_batches
 from .mxnet import INT8_EXCLUDE, bfloat16_supported
 from .quantize import ONNX_INT8_EXCLUDE
 
-__all__ = ["AUTO", "BACKENDS", "DTYPES", "choose_engine", "INT8_EXCLUDE", "ONNX_INT8_EXCLUDE", "default_exclude",
-           "optimize", "bfloat16_supported", "calibration_batches", "calibration_arrays",
-           "spread_batches"]
+__all__ = ["AUTO", "BACKENDS", "DTYPES", "INT8_EXCLUDE", "ONNX_INT8_EXCLUDE", "choose_engine",
+           "default_exclude", "optimize", "bfloat16_supported", "calibration_batches",
+           "calibration_arrays", "spread_batches"]
 
 BACKENDS = {"mxnet": ("float32", "bfloat16", "int8", "float16"),
             "onnxruntime": ("float32", "int8"),
