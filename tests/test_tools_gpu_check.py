@@ -180,9 +180,43 @@ def test_steps_are_skipped_with_a_reason(tmp_path):
     later = session.step(Step("b", "b", lambda s: ("ok", {}), box=5.0, needs=1.0,
                               requires=("a",)))
     greedy = session.step(Step("c", "c", lambda s: ("ok", {}), box=100.0, needs=60.0))
-    assert [r.status for r in session.results] == ["failed", "skipped", "skipped"]
+    buggy = session.step(Step("d", "d", lambda s: {}["missing"], box=5.0, needs=1.0))
+    assert [r.status for r in session.results] == ["failed", "skipped", "skipped", "failed"]
     assert later.detail == "needs a, which did not pass"
     assert "not enough time left" in greedy.detail
+    assert buggy.detail.startswith("internal error: KeyError")
+
+
+H100_BANNER = """+---------------------------------------------------------------------------------------+
+| NVIDIA-SMI 535.129.03             Driver Version: 535.129.03   CUDA Version: 12.2     |
++---------------------------------------------------------------------------------------+"""
+
+
+def test_a_hopper_machine_gets_the_sentence_and_nothing_is_installed(tmp_path):
+    # A stand-in nvidia-smi that answers as on an H100 machine.
+    bin_dir = tmp_path / "bin"
+    bin_dir.mkdir()
+    fake = bin_dir / "nvidia-smi"
+    fake.write_text("#!/bin/sh\n"
+                    'case "$1" in --query-gpu=*) '
+                    'echo "0, NVIDIA H100 80GB HBM3, 535.129.03, 9.0, 81559";; '
+                    f"*) cat <<'EOF'\n{H100_BANNER}\nEOF\n;; esac\n")
+    fake.chmod(0o755)
+    out, venv = tmp_path / "run", tmp_path / "venv-gpu"
+    env = dict(os.environ, PATH=f"{bin_dir}{os.pathsep}{os.environ['PATH']}",
+               PYTHON=sys.executable)
+    proc = subprocess.run([os.path.join(REPO, "tools", "gpu_check.sh"), "--out", str(out),
+                           "--venv", str(venv)], env=env, capture_output=True, text=True,
+                          timeout=120)
+    assert proc.returncode == 1, proc.stdout + proc.stderr
+    record = json.loads((out / "gpu_check.json").read_text())
+    machine = record["steps"][0]
+    assert machine["status"] == "failed" and "Hopper" in machine["detail"]
+    assert "no MXNet 1.9.1 build has kernels" in proc.stdout
+    assert all(s["status"] == "skipped" for s in record["steps"][1:])
+    assert record["machine"]["gpu"] == "NVIDIA H100 80GB HBM3"
+    assert record["machine"]["cuda"] == "12.2" and not venv.exists()
+    assert "wheel  none" in proc.stdout
 
 
 # ---------------------------------------------------------------- the dry run

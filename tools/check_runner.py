@@ -149,6 +149,8 @@ class Session:
             status, detail = "skipped", str(err)
         except StepFailed as err:
             status, detail = "failed", str(err)
+        except Exception as err:                      # a bug of the check: still a report
+            status, detail = "failed", f"internal error: {type(err).__name__}: {err}"
         seconds = time.monotonic() - start
         if step.budgeted:
             self._spent += seconds

@@ -122,7 +122,8 @@ def _report(plan, session, json_path):
     print(line)
     print(f"CPU    {facts.get('cpu')} ({' '.join(facts.get('isa') or []) or 'no AVX2'})")
     print(f"GPU    {gpu}")
-    print(f"wheel  {facts.get('wheel') or 'mxnet==1.9.1 (CPU build, .venv)'}")
+    wheel = "mxnet==1.9.1 (CPU build, .venv)" if plan.dry else facts.get("wheel", "none")
+    print(f"wheel  {wheel}")
     for note in facts.get("wheel_notes", [])[1:]:
         print(f"       {note}")
     counts = record["counts"]
@@ -169,10 +170,15 @@ def main(argv=None):
     session = Session(plan.out, env, budget)
     session.plan, session.trained = plan, None
     _banner(plan)
-    for step in steps(plan):
-        session.step(step)
-    record = _report(plan, session, os.path.abspath(args.json or os.path.join(
-        plan.out, "gpu_check.json")))
+    json_path = os.path.abspath(args.json or os.path.join(plan.out, "gpu_check.json"))
+    try:
+        for step in steps(plan):
+            session.step(step)
+    except KeyboardInterrupt:                 # the running step's processes are already gone
+        _report(plan, session, json_path)
+        print("error: interrupted", file=sys.stderr)
+        return 130
+    record = _report(plan, session, json_path)
     return 0 if record["ok"] else 1
 
 

@@ -92,6 +92,12 @@ def _install(session, plan):
         return "already installed"
     _check_python(session, plan.base_python)
     session.run_cmd([plan.base_python, "-m", "venv", plan.venv])
+    others = [w.name for w in gpu_facts.WHEELS if w.name != plan.wheel.wheel.name and
+              os.path.exists(os.path.join(plan.venv, f".gpu-check-{w.name}==1.9.1"))]
+    if others:                            # an earlier run installed another build: one mxnet
+        session.run_cmd([plan.python, "-m", "pip", "uninstall", "-y", *others])
+        for name in others:
+            os.remove(os.path.join(plan.venv, f".gpu-check-{name}==1.9.1"))
     pip = [plan.python, "-m", "pip", "install", "--disable-pip-version-check", "-q"]
     session.run_cmd(pip + ["--upgrade", "pip<25", "wheel", "setuptools<70"])
     session.run_cmd(pip + ["-c", os.path.join(REPO, "constraints.txt"),
