@@ -43,7 +43,7 @@ def default_exclude(backend):
 
 def _check(backend, dtype, ctx):
     if backend not in BACKENDS:
-        raise UserError(f"backend must be {AUTO} or one of {', '.join(BACKENDS)}, not "
+        raise UserError(f"backend must be one of {', '.join((AUTO,) + tuple(BACKENDS))}, not "
                         f"{backend!r}.")
     if dtype not in BACKENDS[backend]:
         if dtype in DTYPES:
