@@ -26,14 +26,20 @@ def step_logits(session):
     cmd = [plan.python, PROBE, "logits", "--device", plan.device, "--size", size, "--batch",
            batch, "--json", out] + (["--models", *plan.models] if plan.models else [])
     # float32 on the GPU as float32: no TF32 tensor-core rounding in cuBLAS/cuDNN (Ampere+).
-    session.run_cmd(cmd, env={"NVIDIA_TF32_OVERRIDE": "0"}, check=False)
+    code = session.run_cmd(cmd, env={"NVIDIA_TF32_OVERRIDE": "0"}, check=False)
+    if not os.path.exists(out):
+        raise StepFailed(f"gpu_probe.py logits exited {code}: {session.log_tail()}")
     result = read_json(out)
     rows = result["rows"]
     worst = max(rows, key=lambda r: r["float32"])
     bad = [r["model"] for r in rows if not r["ok"]]
-    text = (f"{len(rows)} models at {size} px: float64 max {max(r['float64'] for r in rows):.1e}"
-            f" (bound {result['bounds']['float64']:.0e}), float32 max {worst['float32']:.1e} "
+    f64 = [r["float64"] for r in rows if r["float64"] is not None]
+    text = (f"{len(rows)} models at {size} px: float64 max "
+            + (f"{max(f64):.1e}" if f64 else "n/a") + f" (bound "
+            f"{result['bounds']['float64']:.0e}), float32 max {worst['float32']:.1e} "
             f"({worst['model']}; bound {result['bounds']['float32']:.0e})")
+    if len(f64) < len(rows):
+        text += f"; float64 did not run on the device for {len(rows) - len(f64)} models"
     if bad:
         raise StepFailed(f"{', '.join(bad)} differ beyond the bounds: {text}")
     if plan.models:
