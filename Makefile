@@ -6,8 +6,10 @@ BIN     := $(VENV)/bin
 PIP     := $(BIN)/pip install --disable-pip-version-check -c constraints.txt
 STAMP   := $(VENV)/.installed
 HVD_STAMP := $(VENV)/.horovod
+# Horovod's build switches (tools/gpu_check.py reads this line and adds NCCL for GPUs).
+HVD_FLAGS := HOROVOD_WITH_MXNET=1 HOROVOD_WITH_GLOO=1 HOROVOD_WITHOUT_MPI=1 HOROVOD_WITHOUT_TENSORFLOW=1 HOROVOD_WITHOUT_PYTORCH=1
 
-.PHONY: setup demo test test-all benchmark clean-venv
+.PHONY: setup demo test test-all benchmark clean-venv gpu-check
 
 REF     := $(VENV)/reference/resnest/gluon/__init__.py
 
@@ -23,9 +25,7 @@ $(STAMP): setup.py constraints.txt
 # Rebuilt only when the pins change (order-only on the venv), not on every setup.py edit.
 $(HVD_STAMP): constraints.txt | $(STAMP)
 	$(PIP) -q cmake packaging psutil pyyaml cloudpickle
-	HOROVOD_WITH_MXNET=1 HOROVOD_WITH_GLOO=1 HOROVOD_WITHOUT_MPI=1 \
-	HOROVOD_WITHOUT_TENSORFLOW=1 HOROVOD_WITHOUT_PYTORCH=1 \
-	$(PIP) --no-build-isolation --no-cache-dir horovod==0.28.1
+	$(HVD_FLAGS) $(PIP) --no-build-isolation --no-cache-dir horovod==0.28.1
 	$(BIN)/horovodrun --check-build | grep -q "\[X\] MXNet"
 	touch $@
 
@@ -47,6 +47,11 @@ test: setup
 
 test-all: setup
 	RESNEST_REQUIRE_REFERENCE=1 $(BIN)/python -m pytest -q tests
+
+# On a machine with an NVIDIA GPU: installs the matching mxnet-cu1xx into .venv-gpu and checks
+# the GPU path in minutes (tools/gpu_check.py); `tools/gpu_check.sh --dry-run` on a CPU.
+gpu-check:
+	tools/gpu_check.sh
 
 clean-venv:
 	rm -rf $(VENV)

@@ -11,7 +11,7 @@ import pytest
 
 from tools.timing import percentile, summarize, time_calls, time_interleaved
 
-from conftest import REPO
+from conftest import REPO, authors_package
 
 
 def test_percentile_matches_numpy():
@@ -54,6 +54,17 @@ def test_the_gap_leaves_the_cores_idle_before_each_turn_and_is_not_timed():
                                    zip(turns, [s for (n, s), (m, _) in
                                                zip(stamps, stamps[1:]) if n != m]))
     assert max(max(v) for v in times.values()) < 0.05       # the sleep is outside the timing
+
+
+def test_candidates_live_on_the_device_they_are_timed_on():
+    # MXNet's second CPU context stands in for a GPU (benchmark.py --num-gpus): a model left
+    # on the default context fails on it, as the authors' baseline did.
+    authors_package()
+    from tools.inference_bench import build_candidates
+    found, skipped = build_candidates("resnest50", 1, 32, ctx=mx.cpu(1), classes=10)
+    assert skipped == [] and sorted(c.impl for c in found) == ["authors", "ours"]
+    for c in found:
+        assert c.fn(c.inputs).context == mx.cpu(1), c.label
 
 
 def test_benchmark_script_writes_rows(tmp_path):

@@ -31,7 +31,7 @@ def _pair(classes=5, size=32, random_bn=True):
 def test_float32_fused_matches_imperative():
     a, b, x = _pair()
     ref = a(x).asnumpy()
-    fast = optimize(b, "float32", input_size=32, batch_size=4)
+    fast = optimize(b, "float32", backend="mxnet", input_size=32, batch_size=4)
     out = fast(x)
     assert out.dtype == np.float32
     np.testing.assert_allclose(out.asnumpy(), ref, rtol=1e-4, atol=1e-5)
@@ -58,8 +58,8 @@ def _agreement(fast, net, batches):
 def test_int8_predicts_like_float32_on_real_held_out_digits(digits_net, digits_data):
     _, train, val = digits_data
     calib = train[::5]                                         # every class (class order)
-    q = optimize(_copy(digits_net), "int8", calib_data=calib, input_size=32, batch_size=64,
-                 calib_mode="naive")
+    q = optimize(_copy(digits_net), "int8", backend="mxnet", calib_data=calib, input_size=32,
+                 batch_size=64, calib_mode="naive")
     agree, top1 = _agreement(q, digits_net, val)
     assert top1 > 0.8                                          # the float32 model has learnt
     # An 8-channel net at 32 px is int8's hard case: 94-97% measured here; the 99% figure
@@ -79,15 +79,15 @@ def test_int8_predicts_like_float32_on_real_held_out_digits(digits_net, digits_d
 def test_int8_without_calibration_data_is_a_user_error():
     _, b, _ = _pair()
     with pytest.raises(UserError, match="calib_data"):
-        optimize(b, "int8", input_size=32, batch_size=4)
+        optimize(b, "int8", backend="mxnet", input_size=32, batch_size=4)
 
 
 def test_device_dtype_mismatch_is_a_user_error():
     _, b, _ = _pair()
     with pytest.raises(UserError, match="GPU path"):
-        optimize(b, "float16", input_size=32, batch_size=4)
+        optimize(b, "float16", backend="mxnet", input_size=32, batch_size=4)
     with pytest.raises(UserError, match="dtype must be"):
-        optimize(b, "int4", input_size=32, batch_size=4)
+        optimize(b, "int4", backend="mxnet", input_size=32, batch_size=4)
 
 
 def test_calibration_batches_take_data_from_loader_tuples():
@@ -105,13 +105,14 @@ def test_calibration_batches_take_data_from_loader_tuples():
 def test_bfloat16_is_refused_with_one_sentence_where_the_cpu_cannot_run_it():
     _, b, _ = _pair()
     with pytest.raises(UserError, match="bfloat16"):
-        optimize(b, "bfloat16", input_size=32, batch_size=4)
+        optimize(b, "bfloat16", backend="mxnet", input_size=32, batch_size=4)
 
 
 @pytest.mark.skipif(not bfloat16_supported(), reason="oneDNN cannot run bfloat16 "
                     "convolutions on this CPU (no AVX-512 bf16)")
 def test_bfloat16_predicts_like_float32_on_real_held_out_digits(digits_net, digits_data):
-    fast = optimize(_copy(digits_net), "bfloat16", input_size=32, batch_size=64)
+    fast = optimize(_copy(digits_net), "bfloat16", backend="mxnet", input_size=32,
+                    batch_size=64)
     assert fast(digits_data[2][0][0]).dtype == np.float32
     agree, _ = _agreement(fast, digits_net, digits_data[2])
     assert agree >= 0.97, agree

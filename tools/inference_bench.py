@@ -49,7 +49,7 @@ def _fresh(impl, model, classes, x):
     from .reference import authors_model, gluoncv_model
     build = {"ours": get_model, "authors": authors_model, "gluoncv": gluoncv_model}[impl]
     net = build(model, classes=classes)
-    net.initialize(mx.init.Xavier())
+    net.initialize(mx.init.Xavier(), ctx=x.context)          # on the GPU with --num-gpus
     net(x[:1]).wait_to_read()
     return net
 

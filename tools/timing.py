@@ -26,23 +26,12 @@ _ISA = ("avx2", "avx512f", "avx512_vnni", "avx512_bf16", "avx_vnni", "amx_tile",
 
 
 def cpu_info(path="/proc/cpuinfo"):
-    """``{'model', 'cores', 'isa': {flag: bool}, 'amx'}`` of this machine (Linux). ``model`` is
-    the model name with the family and model numbers (a virtual machine's name is often just
-    "AMD EPYC", which says nothing of the generation)."""
-    fields = {}
-    try:
-        with open(path) as f:
-            for line in f:
-                key, _, value = line.partition(":")
-                fields.setdefault(key.strip(), value.strip())     # the first CPU's
-    except OSError:
-        pass
-    model = fields.get("model name", "unknown")
-    if "cpu family" in fields and "model" in fields:
-        model += f" (family {fields['cpu family']} model {fields['model']})"
-    flags = set(fields.get("flags", "").split())
+    """``{'model', 'cores', 'isa': {flag: bool}, 'amx'}`` of this machine (Linux); the model and
+    flags come from :mod:`resnest.gluon.utils.cpu`."""
+    from resnest.gluon.utils.cpu import cpu_flags, cpu_model
+    flags = cpu_flags(path)
     isa = {flag: flag in flags for flag in _ISA}
-    return {"model": model, "cores": len(os.sched_getaffinity(0)), "isa": isa,
+    return {"model": cpu_model(path), "cores": len(os.sched_getaffinity(0)), "isa": isa,
             "amx": isa["amx_tile"]}
 
 

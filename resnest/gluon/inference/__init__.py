@@ -8,10 +8,10 @@ onnxruntime or OpenVINO), export (:mod:`.export`: MXNet symbol files, ONNX), che
 Importing it starts MXNet, whose thread count is fixed then: scripts call
 :func:`resnest.gluon.utils.threads.own_threads` first.
 """
-from .backends import BACKENDS, CALIB_MODES, DTYPES
+from .backends import AUTO, BACKENDS, CALIB_MODES, DTYPES
 from .optimize import INT8_EXCLUDE, ONNX_INT8_EXCLUDE, bfloat16_supported, calibration_arrays, \
-    calibration_batches, default_exclude, optimize, spread_batches
+    calibration_batches, choose_engine, default_exclude, optimize, spread_batches
 
-__all__ = ["BACKENDS", "CALIB_MODES", "DTYPES", "INT8_EXCLUDE", "ONNX_INT8_EXCLUDE",
-           "bfloat16_supported", "calibration_arrays", "calibration_batches", "default_exclude",
-           "optimize", "spread_batches"]
+__all__ = ["AUTO", "BACKENDS", "CALIB_MODES", "DTYPES", "INT8_EXCLUDE", "ONNX_INT8_EXCLUDE",
+           "bfloat16_supported", "calibration_arrays", "calibration_batches", "choose_engine",
+           "default_exclude", "optimize", "spread_batches"]

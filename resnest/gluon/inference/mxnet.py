@@ -7,12 +7,16 @@ dtype      device  what it does
 float32    CPU     hybridize with static memory, then MXNet's oneDNN (MKLDNN) subgraph backend:
                    conv + BN folded into the conv weights, + ReLU / + residual add fused
 float32    GPU     hybridize with static memory
-bfloat16   CPU     MXNet AMP (``amp.convert_hybrid_block``) to bfloat16, then the oneDNN backend;
-                   needs a CPU with AVX-512 (bf16 instructions for full speed)
+bfloat16   CPU     MXNet AMP (``amp.convert_hybrid_block``) to bfloat16 with the low-precision
+                   layers' parameters cast once (:func:`convert_low_precision`), then the oneDNN
+                   backend; needs a CPU with AVX-512 (bf16 instructions for full speed)
 int8       CPU     MXNet quantization (``quantize_net_v2``, channel-wise weights) calibrated on
                    real images (entropy or naive), the layers in :data:`INT8_EXCLUDE` in float32
-float16    GPU     MXNet AMP to float16
+float16    GPU     MXNet AMP to float16, parameters cast once as for bfloat16
 =========  ======  ==============================================================================
+
+MXNet 1.9.1's oneDNN is v2.4.4, which keeps Intel AMX off by default: on an AMX Xeon its
+bfloat16 and int8 run AVX-512 kernels (docs/bf16.md).
 """
 import mxnet as mx
 from mxnet.gluon import nn
@@ -20,7 +24,7 @@ from mxnet.gluon import nn
 from ..utils.errors import UserError
 from .calibration import calibration_batches
 
-__all__ = ["INT8_EXCLUDE", "bfloat16_supported", "optimize_mxnet"]
+__all__ = ["INT8_EXCLUDE", "bfloat16_supported", "convert_low_precision", "optimize_mxnet"]
 
 # What MXNet's int8 keeps in float32, as substrings of the graph's node names: the stem's first
 # conv, the classifier, and the whole split-attention block (its 3x3 conv, attention fc1/fc2,
@@ -65,6 +69,33 @@ class _AsFloat32(nn.HybridBlock):
 
     def hybrid_forward(self, F, x):
         return F.amp_cast(self.inner(x), dtype="float32")
+
+
+def convert_low_precision(net, dtype, ctx, cast_params=True, target_dtype_ops=None,
+                          fp32_ops=None):
+    """``net`` (hybridized and run once) converted by MXNet AMP to ``dtype``.
+
+    Parameters
+    ----------
+    net : HybridBlock
+    dtype : {'bfloat16', 'float16'}
+    ctx : mx.Context
+    cast_params : bool
+        Store the parameters of the low-precision layers in ``dtype``, cast once here
+        (``cast_optional_params``). MXNet's default keeps them float32 and casts them inside
+        the graph at every call: 121 casts per call for ResNeSt-50, and each BN-folded oneDNN
+        convolution, seeing its weight input change, folds and reorders its weights again at
+        every call (docs/bf16.md). The values are the same either way.
+    target_dtype_ops, fp32_ops : list of str, optional
+        MXNet AMP's operator lists (default: MXNet's own for ``dtype``).
+
+    Returns
+    -------
+    SymbolBlock
+    """
+    from mxnet.contrib import amp
+    return amp.convert_hybrid_block(net, target_dtype=dtype, target_dtype_ops=target_dtype_ops,
+                                    fp32_ops=fp32_ops, ctx=ctx, cast_optional_params=cast_params)
 
 
 def _hybridized(net, x):
@@ -114,10 +145,9 @@ def optimize_mxnet(net, dtype, ctx, calib_data, input_size, batch_size, calib_mo
     if dtype == "float32":
         net = _hybridized(net, x)
         return _fuse_cpu(net, x) if not gpu else net
-    from mxnet.contrib import amp
     net.hybridize()
     net(x).wait_to_read()
-    low = amp.convert_hybrid_block(net, target_dtype=dtype, ctx=ctx)
+    low = convert_low_precision(net, dtype, ctx)
     if not gpu:
         low.hybridize()
         low(x).wait_to_read()

@@ -1,4 +1,5 @@
-"""The fastest form of a model for inference: :func:`optimize`, one contract for three engines.
+"""The fastest form of a model for inference: :func:`optimize`, one contract for three engines,
+and ``backend='auto'`` (the default) to pick one of them from measured facts (:mod:`.auto`).
 
 ==============  ===========================  ===============================================
 backend         dtypes                       module
@@ -18,15 +19,15 @@ size and returns float32 logits as an NDArray, so :func:`resnest.gluon.evaluate.
 import mxnet as mx
 
 from ..utils.errors import UserError
-from .backends import BACKENDS, CALIB_MODES, DTYPES
+from .auto import choose_engine
+from .backends import AUTO, BACKENDS, CALIB_MODES, DTYPES
 from .calibration import calibration_arrays, calibration_batches, spread_batches
 from .mxnet import INT8_EXCLUDE, bfloat16_supported
 from .quantize import ONNX_INT8_EXCLUDE
 
-__all__ = ["BACKENDS", "DTYPES", "CALIB_MODES", "INT8_EXCLUDE", "ONNX_INT8_EXCLUDE",
-           "default_exclude",
-           "optimize", "bfloat16_supported", "calibration_batches", "calibration_arrays",
-           "spread_batches"]
+__all__ = ["AUTO", "BACKENDS", "CALIB_MODES", "DTYPES", "INT8_EXCLUDE", "ONNX_INT8_EXCLUDE",
+           "choose_engine", "default_exclude", "optimize", "bfloat16_supported",
+           "calibration_batches", "calibration_arrays", "spread_batches"]
 
 
 
@@ -38,7 +39,8 @@ def default_exclude(backend):
 
 def _check(backend, dtype, ctx):
     if backend not in BACKENDS:
-        raise UserError(f"backend must be one of {', '.join(BACKENDS)}, not {backend!r}.")
+        raise UserError(f"backend must be one of {', '.join((AUTO,) + tuple(BACKENDS))}, not "
+                        f"{backend!r}.")
     if dtype not in BACKENDS[backend]:
         if dtype in DTYPES:
             raise UserError(f"the {backend} backend does not run {dtype}; it runs "
@@ -49,7 +51,7 @@ def _check(backend, dtype, ctx):
                         "on a GPU.")
 
 
-def optimize(net, dtype="float32", backend="mxnet", ctx=None, calib_data=None, input_size=224,
+def optimize(net, dtype="float32", backend=AUTO, ctx=None, calib_data=None, input_size=224,
              batch_size=16, calib_mode=None, exclude=None, num_calib_batches=None,
              threads=None, workdir=None):
     """The fastest inference form of an initialised ``net`` for ``dtype`` with ``backend``.
@@ -60,7 +62,9 @@ def optimize(net, dtype="float32", backend="mxnet", ctx=None, calib_data=None, i
         An initialised model (weights loaded). The mxnet backend optimises it in place.
     dtype : {'float32', 'bfloat16', 'int8', 'float16'}
         See the table above for what each backend runs.
-    backend : {'mxnet', 'onnxruntime', 'openvino'}
+    backend : {'auto', 'mxnet', 'onnxruntime', 'openvino'}
+        'auto' (default): the fastest installed engine for ``dtype`` on this CPU and
+        ``batch_size`` by the measured facts of :mod:`.auto` (MXNet on a GPU).
     ctx : mx.Context
         Default CPU. The onnxruntime and OpenVINO backends are CPU only.
     calib_data : iterable, optional
@@ -88,16 +92,32 @@ def optimize(net, dtype="float32", backend="mxnet", ctx=None, calib_data=None, i
     -------
     callable
         Takes float32 ``(N, 3, H, W)``, returns float32 logits as an NDArray: a hybridized
-        block (mxnet) or an :class:`~.engine.EngineModel`.
+        block (mxnet) or an :class:`~.engine.EngineModel`. Its ``chosen_backend`` is the
+        engine that runs and ``backend_reason`` why (the sentence of 'auto', or "asked for"):
+        the scripts print ``engine: {chosen_backend} ({backend_reason})``.
 
     Raises
     ------
     UserError
         An unknown backend or dtype, a dtype the backend or this CPU cannot run, a backend
-        that is not installed, or int8 without calibration images.
+        that is not installed, int8 without calibration images, or 'auto' finding no engine
+        whose bfloat16 is fast here.
     """
     ctx = ctx or mx.cpu()
+    if backend == AUTO:
+        choice = choose_engine(dtype, batch_size, device=ctx.device_type)
+        backend, reason = choice.backend, choice.reason
+    else:
+        reason = "asked for"
     _check(backend, dtype, ctx)
+    fast = _build(net, dtype, backend, ctx, calib_data, input_size, batch_size, calib_mode,
+                  exclude, num_calib_batches, threads, workdir)
+    fast.chosen_backend, fast.backend_reason = backend, reason
+    return fast
+
+
+def _build(net, dtype, backend, ctx, calib_data, input_size, batch_size, calib_mode, exclude,
+           num_calib_batches, threads, workdir):
     exclude = default_exclude(backend) if exclude is None else tuple(exclude)
     if backend == "mxnet":
         from .mxnet import optimize_mxnet
