@@ -136,10 +136,24 @@ def get_model_file(name, root=None):
 
 
 def read_params(path):
-    """Load a ``.params`` file as a dict of NDArrays, with one clear error if it is not one."""
+    """The arrays of a weights file as a dict of NDArrays under our parameter names, with one
+    clear error if it is not one.
+
+    A file is recognised by its content: an MXNet ``.params``, or a PyTorch ``.pth`` /
+    ``.safetensors`` in timm's, the authors' torch, Detectron2's or MMDetection's names,
+    renamed to ours by :mod:`resnest.gluon.convert` (BN counters dropped, nothing else).
+    """
     import mxnet as mx
+    from .convert import read_foreign_params
+    from .convert.formats import format_of
     if not os.path.isfile(path):
         raise UserError(f"weights file {path} does not exist.")
+    fmt = format_of(path)
+    if fmt in ("pth", "safetensors"):
+        return read_foreign_params(path)
+    if fmt is None:
+        raise UserError(f"weights file {path} is not a readable MXNet .params file, PyTorch "
+                        ".pth or .safetensors file (truncated or corrupt).")
     try:
         arrays = mx.nd.load(path)
     except mx.base.MXNetError:
@@ -190,5 +204,7 @@ def load_weights(net, path, ctx=None, name=None, ignore=()):
                           f"file, {tuple(params[k].shape)} in the model)")
         raise UserError(f"weights file {path} does not fit model {name or net.name}: "
                         f"{', '.join(detail)}; it holds another model's weights.")
-    net.load_parameters(path, ctx=ctx or mx.cpu(), ignore_extra=bool(ignore))
+    ctx = ctx or mx.cpu()
+    for key, param in params.items():      # every array checked above: load them all
+        param._load_init(arrays[key], ctx)
     return net

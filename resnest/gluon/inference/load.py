@@ -14,8 +14,8 @@ from ..classes import published_classes
 from ..pretrained import PRETRAINED
 from ..utils.errors import UserError
 
-__all__ = ["LoadedModel", "checkpoint_class_names", "checkpoint_eval_crop",
-           "load_model"]
+__all__ = ["LoadedModel", "checkpoint_record", "checkpoint_class_names",
+           "checkpoint_eval_crop", "load_model"]
 
 @dataclass
 class LoadedModel:
@@ -30,8 +30,9 @@ class LoadedModel:
     descriptions: Optional[List[str]] = None
 
 
-def _checkpoint_record(params_path):
-    """The JSON that ``train.py`` writes beside a checkpoint's ``.params``, or {}."""
+def checkpoint_record(params_path):
+    """The JSON that ``train.py`` writes beside a checkpoint's ``.params`` (and the converter
+    beside a converted one), or {}."""
     try:
         with open(os.path.splitext(params_path)[0] + ".json", encoding="utf-8") as f:
             record = json.load(f)
@@ -41,15 +42,22 @@ def _checkpoint_record(params_path):
 
 
 def checkpoint_class_names(params_path):
-    """The class names stored in the JSON beside a checkpoint's ``.params``, or None."""
-    names = _checkpoint_record(params_path).get("class_names")
-    return list(names) if isinstance(names, list) else None
+    """The class names stored in the JSON beside a checkpoint's ``.params``, or, for a
+    converted ``.pth`` / ``.safetensors``, in the file's own metadata; None when unknown."""
+    names = checkpoint_record(params_path).get("class_names")
+    if isinstance(names, list):
+        return list(names)
+    from ..convert import foreign_class_names
+    from ..convert.formats import format_of
+    if os.path.isfile(params_path) and format_of(params_path) in ("pth", "safetensors"):
+        return foreign_class_names(params_path)
+    return None
 
 
 def checkpoint_eval_crop(params_path):
     """``(crop_size, crop_ratio)`` a checkpoint was evaluated with during training (its JSON's
     ``eval``), each None when not recorded."""
-    settings = _checkpoint_record(params_path).get("eval")
+    settings = checkpoint_record(params_path).get("eval")
     settings = settings if isinstance(settings, dict) else {}
     size, ratio = settings.get("crop_size"), settings.get("crop_ratio")
     return (int(size) if isinstance(size, (int, float)) else None,
