@@ -32,3 +32,45 @@ def torch_side(jobs, folder, timeout=900):
                           timeout=timeout)
     if done.returncode != 0:
         pytest.fail(f"tools/torch_side.py failed:\n{done.stderr[-3000:]}")
+
+
+# Ranges for deterministic BN values on either side (tools/torch_side.py draws the same):
+# no BN is an identity, and 269 layers deep the logits stay of order 1-100.
+BN_RANGES = {"gamma": (0.2, 0.6), "beta": (-0.1, 0.1), "running_mean": (-0.1, 0.1),
+             "running_var": (0.5, 1.5)}
+
+
+def gluon_weights(model, classes, path, seed, size=64, **kwargs):
+    """Save deterministic weights of our ``model`` to ``path`` (Xavier, then BN drawn from
+    :data:`BN_RANGES`)."""
+    import mxnet as mx
+    from resnest.gluon import get_model
+    mx.random.seed(seed)
+    net = get_model(model, classes=classes, **kwargs)
+    net.initialize(mx.init.Xavier())
+    net(mx.nd.zeros((1, 3, size, size)))
+    for name, param in net._collect_params_with_prefix().items():
+        bounds = BN_RANGES.get(name.rsplit(".", 1)[-1])
+        if bounds:
+            param.set_data(mx.nd.random.uniform(*bounds, shape=param.shape))
+    net.save_parameters(str(path))
+
+
+def logits(model, path, x, classes, **kwargs):
+    """Our ``model``'s float64 and float32 logits for ``x`` with the weights of ``path`` (any
+    format: loaded through ``get_model(pretrained=path)``)."""
+    import mxnet as mx
+    from resnest.gluon import get_model
+    net = get_model(model, classes=classes, pretrained=str(path), **kwargs)
+    l32 = net(mx.nd.array(x, dtype="float32")).asnumpy().astype("float64")
+    net.cast("float64")
+    l64 = net(mx.nd.array(x, dtype="float64")).asnumpy()
+    return l64, l32
+
+
+def assert_close(got, want, what, f64=True):
+    """float64: equal up to rounding (1e-9 of the logits' scale); float32: 1e-4 of it."""
+    import numpy as np
+    scale = max(1.0, float(np.abs(want).max()))
+    err = float(np.abs(got - want).max())
+    assert err <= (1e-9 if f64 else 1e-4) * scale, f"{what}: max error {err:.3g}, scale {scale:.3g}"

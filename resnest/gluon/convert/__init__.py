@@ -10,7 +10,7 @@ import os
 
 from ..utils.errors import UserError
 from .formats import format_for_path
-from .identify import identify, model_config
+from .identify import identify, in_model_order, model_config
 from .names import describe
 from .translate import LAYOUTS, foreign_payload, read_ours
 
@@ -99,7 +99,8 @@ def convert_file(src, dst, to, model=None, force=False):
     model, same = identify(arrays, src, model or meta.get("resnest_model"))
     _check_target(to, model, describe(arrays))
     out_meta = _target_meta(to, model, meta)
-    payload, written, dropped = foreign_payload(arrays, LAYOUTS.get(to), fmt, out_meta)
+    payload, written, dropped = foreign_payload(in_model_order(arrays, model), LAYOUTS.get(to),
+                                                fmt, out_meta)
     write_arrays(dst, fmt, payload)
     if fmt == "params":
         record, path = _json_beside(dst, out_meta, src)

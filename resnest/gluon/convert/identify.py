@@ -6,10 +6,12 @@ width (:func:`.names.describe`); the registered classifiers with those settings 
 avd pool sits (``avd_first``, the "fast" variants), so ``resnest50_fast_2s1x64d`` holds exactly
 the arrays of ``resnest50``; the first registered name wins unless the model is given.
 """
+import functools
+
 from ..utils.errors import UserError
 from .names import describe
 
-__all__ = ["identify", "model_config"]
+__all__ = ["identify", "model_config", "in_model_order"]
 
 _SETTINGS = ("layers", "stem_width", "channels", "radix", "cardinality", "bottleneck_width")
 
@@ -24,11 +26,13 @@ def model_config(model):
     return getattr(zoo, model).config
 
 
+@functools.lru_cache(maxsize=8)
 def _expected(model, classes):
+    """Our ``model``'s parameter shapes (built without weights; kept for the next file)."""
     from ..models import get_model
     net = get_model(model, classes=classes or 1)
-    return {k: tuple(p.shape) for k, p in net._collect_params_with_prefix().items()
-            if classes or not k.startswith("fc.")}
+    return dict((k, tuple(p.shape)) for k, p in net._collect_params_with_prefix().items()
+                if classes or not k.startswith("fc."))
 
 
 def _differences(expected, arrays):
@@ -80,3 +84,10 @@ def identify(arrays, source, model=None):
         raise UserError(f"{source} matches none of our ResNeSt models ({shown}); it is another "
                         "architecture.")
     return fits[0], fits[1:]
+
+
+def in_model_order(arrays, model):
+    """``arrays`` ordered as ``model`` defines its parameters (PyTorch's state_dict order too:
+    both follow the order in which the layers are defined)."""
+    order = _expected(model, describe(arrays)["classes"])
+    return {k: arrays[k] for k in order if k in arrays}

@@ -14,7 +14,7 @@ import re
 from dataclasses import dataclass, field
 from typing import Dict, Optional, Tuple
 
-__all__ = ["MODULES", "TORCH_BN", "Layout", "describe"]
+__all__ = ["MODULES", "TORCH_BN", "COUNTER", "Layout", "describe"]
 
 # Our modules and what they hold: conv (weight), biased conv / dense (weight, bias), bn.
 MODULES = (
@@ -98,13 +98,6 @@ class Layout:
             back = {v: k for k, v in TORCH_BN.items()}
             return f"{ours}.{back[leaf]}" if leaf in back else None
         return f"{ours}.{leaf}" if leaf in LEAVES[kind] else None
-
-    def counters(self, names):
-        """Their BN counter names for the arrays ``names`` (their names)."""
-        if not self.counter:
-            return []
-        bns = {n.rpartition(".")[0] for n in names if n.endswith(".running_var")}
-        return sorted(f"{m}.{COUNTER}" for m in bns)
 
 
 def describe(arrays):

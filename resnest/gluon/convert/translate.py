@@ -15,6 +15,7 @@ import numpy as np
 from ..utils.errors import UserError
 from . import detectron2, mmdet, timm, torch
 from .formats import read_arrays
+from .names import COUNTER
 
 __all__ = ["LAYOUTS", "read_ours", "foreign_payload"]
 
@@ -122,10 +123,10 @@ def foreign_payload(arrays, layout, fmt, meta):
             theirs = layout.from_ours(name)
             if theirs is None:
                 dropped.append(name)
-            else:
-                out[theirs] = arrays[name]
-        for counter in layout.counters(out):
-            out[counter] = np.array(0, dtype=np.int64)
+                continue
+            out[theirs] = arrays[name]
+            if layout.counter and theirs.endswith(".running_var"):   # torch's order
+                out[theirs[:-len("running_var")] + COUNTER] = np.array(0, dtype=np.int64)
     meta = {k: v for k, v in meta.items() if v is not None}
     if fmt == "safetensors":
         text = {k: json.dumps(v) if isinstance(v, list) else str(v) for k, v in meta.items()}
