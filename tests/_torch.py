@@ -26,7 +26,7 @@ def torch_side(jobs, folder, timeout=900):
     with open(path, "w") as f:
         json.dump({"jobs": [{k: str(v) if isinstance(v, os.PathLike) else v
                              for k, v in job.items()} for job in jobs]}, f)
-    env = dict(os.environ, OMP_NUM_THREADS=os.environ.get("OMP_NUM_THREADS", "2"))
+    env = dict(os.environ)
     env.pop("PYTHONPATH", None)
     done = subprocess.run([TORCH_PYTHON, SIDE, path], env=env, capture_output=True, text=True,
                           timeout=timeout)

@@ -40,10 +40,9 @@ def work(tmp_path_factory):
     root = tmp_path_factory.mktemp("timm")
     x = np.random.RandomState(0).uniform(-1, 1, (2, 3, 64, 64))
     np.savez(root / "x.npz", x=x)
-    np.savez(root / "x1.npz", x=x[:1])
     torch_side([{"impl": "timm", "model": theirs, "classes": CLASSES, "seed": i,
-                 "make": root / f"{theirs}.{EXT[theirs]}", "inputs": root / _inputs(ours),
-                 "logits": root / f"{theirs}.timm.npz"} for i, (ours, theirs) in enumerate(TIMM)],
+                 "make": root / f"{theirs}.{EXT[theirs]}", "inputs": root / "x.npz",
+                 "logits": root / f"{theirs}.timm.npz"} for i, (_, theirs) in enumerate(TIMM)],
                root)
     done, jobs = {}, []
     for ours, theirs in TIMM:
@@ -52,7 +51,7 @@ def work(tmp_path_factory):
         back = root / f"{theirs}.back.{OTHER[EXT[theirs]]}"
         convert_file(str(root / f"{ours}.params"), str(back), "timm")
         jobs.append({"impl": "timm", "model": theirs, "classes": CLASSES, "load": back,
-                     "inputs": root / _inputs(ours), "logits": root / f"{theirs}.back.npz"})
+                     "inputs": root / "x.npz", "logits": root / f"{theirs}.back.npz"})
     for i, (ours, build) in enumerate(OURS):
         gluon_weights(ours, CLASSES, root / f"{ours}.born.params", seed=10 + i)
         convert_file(str(root / f"{ours}.born.params"), str(root / f"{ours}.born.pth"), "timm")
@@ -62,18 +61,13 @@ def work(tmp_path_factory):
     return root, x, done
 
 
-def _inputs(model):
-    return "x1.npz" if model in ("resnest200", "resnest269") else "x.npz"
-
-
 _OURS_LOGITS = {}
 
 
 def _ours(work, model, path):
     key = (model, str(path))
     if key not in _OURS_LOGITS:
-        x = work[1][:1] if _inputs(model) == "x1.npz" else work[1]
-        _OURS_LOGITS[key] = logits(model, path, x, CLASSES)
+        _OURS_LOGITS[key] = logits(model, path, work[1], CLASSES)
     return _OURS_LOGITS[key]
 
 
