@@ -31,11 +31,22 @@ def read_foreign_params(path):
 
 
 def foreign_class_names(path):
-    """The class names a converted ``.pth`` / ``.safetensors`` carries, or None."""
+    """The class names a converted ``.pth`` / ``.safetensors`` carries, or None (read from the
+    safetensors header or the pickle, without the arrays' bytes where the format allows)."""
+    from .formats import format_of, safetensors_metadata
+    from .torchfile import is_torch_zip, read_torch
+    from .translate import clean_meta
     try:
-        return read_ours(path)[1].get("class_names")
-    except UserError:
+        if format_of(path) == "safetensors":
+            meta = safetensors_metadata(path)
+        elif is_torch_zip(path):
+            obj = read_torch(path, arrays=False)
+            meta = obj if isinstance(obj, dict) else {}
+        else:
+            meta = read_ours(path)[1]
+    except Exception:                       # unreadable: the loader reports it in a sentence
         return None
+    return clean_meta(meta).get("class_names")
 
 
 def _check_target(to, model, arch):

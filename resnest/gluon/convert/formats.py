@@ -23,7 +23,7 @@ from ..utils.io import atomic_write
 from .torchfile import is_torch_legacy, is_torch_zip, read_torch, write_torch
 
 __all__ = ["FORMATS", "format_of", "format_for_path", "read_arrays", "write_arrays",
-           "read_safetensors", "write_safetensors"]
+           "read_safetensors", "safetensors_metadata", "write_safetensors"]
 
 FORMATS = ("params", "pth", "safetensors")
 _EXTENSIONS = {".params": "params", ".pth": "pth", ".pt": "pth", ".bin": "pth",
@@ -73,6 +73,15 @@ def format_of(path):
     if is_torch_zip(path) or is_torch_legacy(path):
         return "pth"
     return None
+
+
+def safetensors_metadata(path):
+    """The ``__metadata__`` of a safetensors file (its header only is read)."""
+    with open(path, "rb") as f:
+        found = _safetensors_header(f, os.path.getsize(path))
+    if found is None:
+        raise ValueError("no safetensors header")
+    return found[0].get("__metadata__") or {}
 
 
 def read_safetensors(path):

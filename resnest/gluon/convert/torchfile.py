@@ -164,7 +164,7 @@ def is_torch_legacy(path):
             return False
 
 
-def _read_zip(path):
+def _read_zip(path, arrays=True):
     with zipfile.ZipFile(path) as zf:
         pkl = next(n for n in zf.namelist() if n.count("/") == 1 and n.endswith("/data.pkl"))
         root = pkl[:-len("data.pkl")]
@@ -174,6 +174,8 @@ def _read_zip(path):
         storages = {}
         with zf.open(pkl) as f:
             obj = _Reader(f, storages).load()
+        if not arrays:                             # the object's other entries only
+            return obj
         for s in storages.values():
             s.array = _decode(zf.read(f"{root}data/{s.key}"), s.dtype, s.numel, order)
     return _finish(obj)
@@ -194,11 +196,12 @@ def _read_legacy(path):
     return _finish(obj)
 
 
-def read_torch(path):
+def read_torch(path, arrays=True):
     """The object ``torch.save`` wrote to ``path`` (zip or legacy format), tensors as numpy
-    arrays. Raises ``ValueError`` (or a pickle/zip error) when the file is not one."""
+    arrays; with ``arrays=False`` (zip format) the tensors' bytes are not read and tensors
+    stay placeholders. Raises ``ValueError`` (or a pickle/zip error) when the file is not one."""
     if is_torch_zip(path):
-        return _read_zip(path)
+        return _read_zip(path, arrays)
     if is_torch_legacy(path):
         return _read_legacy(path)
     raise ValueError(f"{path} is not a PyTorch file")

@@ -17,13 +17,13 @@ from . import detectron2, mmdet, timm, torch
 from .formats import read_arrays
 from .names import COUNTER
 
-__all__ = ["LAYOUTS", "read_ours", "foreign_payload"]
+__all__ = ["LAYOUTS", "read_ours", "foreign_payload", "clean_meta"]
 
 LAYOUTS = {m.LAYOUT.name: m.LAYOUT for m in (timm, torch, detectron2, mmdet)}
 _META_KEYS = ("class_names", "resnest_model", "layout")
 
 
-def _clean_meta(meta):
+def clean_meta(meta):
     """The metadata we use, decoded: class names (a list of strings), our model's name,
     the layout."""
     out = {}
@@ -84,9 +84,9 @@ def read_ours(path):
     if fmt == "params":
         record = checkpoint_record(path)
         meta = {"class_names": record.get("class_names"), "resnest_model": record.get("model")}
-        return payload[0], _clean_meta(meta), "gluon"
+        return payload[0], clean_meta(meta), "gluon"
     arrays, meta = payload if fmt == "safetensors" else _state_dict(payload, path)
-    meta = _clean_meta(meta)
+    meta = clean_meta(meta)
     if arrays and all(k.startswith("module.") for k in arrays):      # saved from DataParallel
         arrays = {k[len("module."):]: v for k, v in arrays.items()}
     if meta.get("layout") == "gluon" or set(arrays) <= _our_names(arrays):
