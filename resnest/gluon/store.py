@@ -28,7 +28,7 @@ from .utils.errors import UserError
 from .utils.io import atomic_write
 
 __all__ = ["HOSTS", "store_root", "weight_urls", "get_model_file", "read_params",
-           "load_weights"]
+           "mismatch", "load_weights"]
 
 # name -> (environment variable, default repository, path of a model's zip inside it)
 HOSTS = {
@@ -164,6 +164,26 @@ def read_params(path):
     return arrays
 
 
+def mismatch(expected, arrays):
+    """How ``arrays`` (name -> array) differ from a model's ``expected`` shapes (name ->
+    shape, None when not yet known): ``(phrases, names of another shape)``; no phrase when
+    every name and shape fits."""
+    missing = sorted(set(expected) - set(arrays))
+    extra = sorted(set(arrays) - set(expected))
+    shapes = sorted(k for k in set(expected) & set(arrays)
+                    if expected[k] is not None and tuple(arrays[k].shape) != expected[k])
+    detail = []
+    if missing:
+        detail.append(f"{len(missing)} parameters missing (e.g. {missing[0]})")
+    if extra:
+        detail.append(f"{len(extra)} unknown (e.g. {extra[0]})")
+    if shapes:
+        k = shapes[0]
+        detail.append(f"{len(shapes)} of other shape (e.g. {k}: {tuple(arrays[k].shape)} in "
+                      f"the file, {expected[k]} in the model)")
+    return detail, shapes
+
+
 def load_weights(net, path, ctx=None, name=None, ignore=()):
     """Load ``path`` into ``net`` after checking that every name and shape matches.
 
@@ -183,25 +203,15 @@ def load_weights(net, path, ctx=None, name=None, ignore=()):
     if ignore:
         arrays = {k: v for k, v in arrays.items() if not k.startswith(ignore)}
     params = net._collect_params_with_prefix()
-    missing = sorted(set(params) - set(arrays))
-    extra = sorted(set(arrays) - set(params))
-    shapes = sorted(k for k in set(params) & set(arrays)
-                    if params[k].shape and 0 not in params[k].shape
-                    and tuple(params[k].shape) != arrays[k].shape)
-    if not missing and not extra and shapes and all(k.startswith("fc.") for k in shapes):
+    expected = {k: tuple(p.shape) if p.shape and 0 not in p.shape else None
+                for k, p in params.items()}
+    detail, wrong = mismatch(expected, arrays)
+    if detail and wrong and all(k.startswith("fc.") for k in wrong) and \
+            set(expected) == set(arrays):
         raise UserError(f"weights file {path} was trained for {arrays['fc.bias'].shape[0]} "
                         f"classes, not {params['fc.bias'].shape[0]}; build the model with "
                         f"classes={arrays['fc.bias'].shape[0]}.")
-    if missing or extra or shapes:
-        detail = []
-        if missing:
-            detail.append(f"{len(missing)} parameters missing (e.g. {missing[0]})")
-        if extra:
-            detail.append(f"{len(extra)} unknown (e.g. {extra[0]})")
-        if shapes:
-            k = shapes[0]
-            detail.append(f"{len(shapes)} of other shape (e.g. {k}: {arrays[k].shape} in the "
-                          f"file, {tuple(params[k].shape)} in the model)")
+    if detail:
         raise UserError(f"weights file {path} does not fit model {name or net.name}: "
                         f"{', '.join(detail)}; it holds another model's weights.")
     ctx = ctx or mx.cpu()

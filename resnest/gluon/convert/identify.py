@@ -36,20 +36,8 @@ def _expected(model, classes):
 
 
 def _differences(expected, arrays):
-    missing = sorted(set(expected) - set(arrays))
-    extra = sorted(set(arrays) - set(expected))
-    shapes = sorted(k for k in set(expected) & set(arrays)
-                    if tuple(arrays[k].shape) != expected[k])
-    out = []
-    if missing:
-        out.append(f"{len(missing)} arrays missing (e.g. {missing[0]})")
-    if extra:
-        out.append(f"{len(extra)} not in the model (e.g. {extra[0]})")
-    if shapes:
-        k = shapes[0]
-        out.append(f"{len(shapes)} of another shape (e.g. {k}: {tuple(arrays[k].shape)} in "
-                   f"the file, {expected[k]} in the model)")
-    return out
+    from ..store import mismatch
+    return mismatch(expected, arrays)[0]
 
 
 def identify(arrays, source, model=None):
