@@ -4,16 +4,12 @@
 in .venv-torch): deterministic weights made and saved by timm/torch (no download), logits in
 float64 and float32 computed by timm, files we write loaded by ``timm.models.load_checkpoint
 (strict=True)``. Inputs 2 x 3 x 64 x 64."""
-import json
-import os
-import re
 
 import mxnet as mx
 import numpy as np
 import pytest
 
 from _torch import assert_close, gluon_weights, logits, torch_side
-from conftest import REPO
 from resnest.gluon.convert import convert_file
 from resnest.gluon.store import read_params
 

@@ -67,7 +67,8 @@ def test_their_weights_give_their_logits_here(work, ours, tmp_path):
     assert sorted(a) == sorted(b) and all(np.array_equal(a[k].asnumpy(), b[k].asnumpy())
                                           for k in a)
     from resnest.gluon.convert.formats import read_arrays
-    theirs, again = read_arrays(str(root / f"{ours}.pth"))[1], read_arrays(str(tmp_path / "t.pth"))[1]
+    theirs = read_arrays(str(root / f"{ours}.pth"))[1]
+    again = read_arrays(str(tmp_path / "t.pth"))[1]
     assert list(theirs) == list(again)                 # their order, BN counters included
     assert all(theirs[k].dtype == again[k].dtype and np.array_equal(theirs[k], again[k])
                for k in theirs)

@@ -1,7 +1,7 @@
 """Convert ResNeSt weights between our Gluon layout and timm, the authors' PyTorch code,
 Detectron2 and MMDetection, in .params, .pth or .safetensors.
 
-    python scripts/gluon/convert.py params/imagenet-resnest50-269.params resnest50.safetensors --to timm
+    python scripts/gluon/convert.py runs/imagenet-resnest50-269.params model.safetensors --to timm
     python scripts/gluon/convert.py resnest50d.pth resnest50.params --to gluon
     python scripts/gluon/convert.py resnest50.params backbone.pth --to detectron2
 
@@ -12,7 +12,6 @@ beside a .params, ``__metadata__`` of a .safetensors, a ``class_names`` key besi
 ``state_dict`` in a .pth.
 """
 import argparse
-import sys
 
 from resnest.gluon.utils.cli import run_cli
 
