@@ -61,10 +61,15 @@ _OURS_LOGITS = {}
 
 
 def _ours(work, model, path):
+    """Our logits with the weights of ``path`` (once per file)."""
     key = (model, str(path))
     if key not in _OURS_LOGITS:
         _OURS_LOGITS[key] = logits(model, path, work[1], CLASSES)
     return _OURS_LOGITS[key]
+
+
+def _timm_file(root, theirs):
+    return root / f"{theirs}.{EXT[theirs]}"
 
 
 @pytest.mark.parametrize("ours,theirs", TIMM)
@@ -72,11 +77,12 @@ def test_timm_weights_give_timm_logits_here(work, ours, theirs):
     root, _, done = work
     assert done[ours]["model"] == ours and done[ours]["source"] == "timm"
     want = np.load(root / f"{theirs}.timm.npz")
-    l64, l32 = _ours(work, ours, root / f"{ours}.params")
+    # timm's file loaded as it is: get_model(ours, pretrained="resnest50d.pth")
+    l64, l32 = _ours(work, ours, _timm_file(root, theirs))
     assert_close(l64, want["logits64"], f"{theirs} -> {ours}, float64")
     assert_close(l32, want["logits32"], f"{theirs} -> {ours}, float32", f64=False)
-    # the timm file itself loads too (get_model(pretrained="x.pth")), to the very same arrays
-    direct, converted = read_params(str(root / f"{theirs}.{EXT[theirs]}")), \
+    # and converted to a .params: the very same arrays
+    direct, converted = read_params(str(_timm_file(root, theirs))), \
         mx.nd.load(str(root / f"{ours}.params"))
     assert sorted(direct) == sorted(converted)
     assert all(np.array_equal(direct[k].asnumpy(), converted[k].asnumpy()) for k in direct)
@@ -85,7 +91,7 @@ def test_timm_weights_give_timm_logits_here(work, ours, theirs):
 @pytest.mark.parametrize("ours,theirs", TIMM)
 def test_our_weights_give_our_logits_in_timm(work, ours, theirs):
     root = work[0]
-    l64, l32 = _ours(work, ours, root / f"{ours}.params")
+    l64, l32 = _ours(work, ours, _timm_file(root, theirs))     # = the .params (shown above)
     got = np.load(root / f"{theirs}.back.npz")
     assert_close(got["logits64"], l64, f"{ours} -> {theirs}, float64")
     assert_close(got["logits32"], l32, f"{ours} -> {theirs}, float32", f64=False)

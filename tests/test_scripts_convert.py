@@ -104,10 +104,14 @@ def test_a_finetuned_checkpoint_reaches_timm_with_its_class_names(tmp_path):
         meta = json.loads((tmp_path / f"ft.{ext}.json").read_text())
         kept = json.loads(meta["class_names"]) if ext == "safetensors" else meta["class_names"]
         assert kept == names
-    # and back: the timm file is a starting point here again, names included
-    from resnest.gluon.inference.load import load_model
+    # and back: the timm file is a starting point here again, names included, and a .params
+    # converted from it has them in its JSON
+    from resnest.gluon.inference.load import checkpoint_class_names, load_model
     loaded = load_model("resnest_tiny", str(tmp_path / "ft.safetensors"))
     assert loaded.class_names == names and loaded.classes == 5
+    assert _run(CONVERT, tmp_path / "ft.pth", tmp_path / "back.params", "--to", "gluon",
+                "--model", "resnest_tiny").returncode == 0
+    assert checkpoint_class_names(str(tmp_path / "back.params")) == names
 
 
 def _readme_lines():
