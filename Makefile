@@ -8,12 +8,17 @@ STAMP   := $(VENV)/.installed
 HVD_STAMP := $(VENV)/.horovod
 # Horovod's build switches (tools/gpu_check.py reads this line and adds NCCL for GPUs).
 HVD_FLAGS := HOROVOD_WITH_MXNET=1 HOROVOD_WITH_GLOO=1 HOROVOD_WITHOUT_MPI=1 HOROVOD_WITHOUT_TENSORFLOW=1 HOROVOD_WITHOUT_PYTORCH=1
+# The second environment, for the checks against timm and the authors' PyTorch code (GluonCV
+# refuses to import beside torch >= 2, so torch never enters .venv).
+TORCH_PY    ?= python3.11
+TORCH_VENV  := .venv-torch
+TORCH_STAMP := $(TORCH_VENV)/.installed
 
 .PHONY: setup demo test test-all benchmark clean-venv gpu-check
 
 REF     := $(VENV)/reference/resnest/gluon/__init__.py
 
-setup: $(STAMP) $(HVD_STAMP) $(REF)
+setup: $(STAMP) $(HVD_STAMP) $(REF) $(TORCH_STAMP)
 
 $(STAMP): setup.py constraints.txt
 	$(PY) -m venv $(VENV)
@@ -36,6 +41,20 @@ $(REF): | $(STAMP)
 	cd $(VENV)/reference && ../bin/python -m zipfile -e resnest-0.0.5-py3-none-any.whl .
 	test -f $@
 
+# torch 2.13.0 is the CPU build lying on this kind of machine (pip's find-links; a newer or
+# unpinned torch would pull a CUDA build of several GB). timm imports torchvision, whose
+# package-index wheel brings CUDA operators that do not load beside the CPU torch: it is
+# installed without dependencies and tools/torch_side.py declares the two operator schemas its
+# import needs. The authors' torch code comes from the unpacked wheel ($(REF)).
+$(TORCH_STAMP): constraints-torch.txt tools/torch_side.py | $(REF)
+	$(TORCH_PY) -m venv $(TORCH_VENV)
+	$(TORCH_VENV)/bin/pip install --disable-pip-version-check -q -c constraints-torch.txt \
+		torch numpy safetensors pillow pyyaml
+	$(TORCH_VENV)/bin/pip install --disable-pip-version-check -q --no-deps -c constraints-torch.txt \
+		timm torchvision
+	$(TORCH_VENV)/bin/python tools/torch_side.py --check
+	touch $@
+
 demo: setup
 	$(BIN)/python scripts/demo.py
 
@@ -54,4 +73,4 @@ gpu-check:
 	tools/gpu_check.sh
 
 clean-venv:
-	rm -rf $(VENV)
+	rm -rf $(VENV) $(TORCH_VENV)

@@ -28,8 +28,8 @@ from .utils.errors import UserError
 from .utils.io import atomic_group
 
 __all__ = ["RECORD_VERSION", "CheckpointRecord", "checkpoint_paths", "write_checkpoint",
-           "read_record", "record_beside", "list_checkpoints", "load_params_verified",
-           "read_verified"]
+           "write_weights", "read_record", "record_beside", "list_checkpoints",
+           "load_params_verified", "read_verified"]
 
 RECORD_VERSION = 2
 _PREFIX = {"classification": "imagenet"}
@@ -49,7 +49,7 @@ class CheckpointRecord:
     """
 
     model: str
-    epoch: int
+    epoch: Optional[int] = None            # None: weights not from a training run (converted)
     step: Optional[int] = None
     task: str = "classification"
     run_id: Optional[str] = None
@@ -60,11 +60,14 @@ class CheckpointRecord:
     loss_scaler: dict = field(default_factory=dict)
     params_sha1: Optional[str] = None
     states_sha1: Optional[str] = None
+    converted_from: Optional[str] = None   # the file a converted checkpoint was made from
     version: int = RECORD_VERSION
 
     @property
     def resume_epoch(self):
         """The epoch training continues in."""
+        if self.epoch is None:
+            return 0
         return self.epoch if self.step else self.epoch + 1
 
     @property
@@ -100,7 +103,8 @@ class CheckpointRecord:
             return isinstance(v, int) and not isinstance(v, bool) and v >= low
         if not isinstance(self.model, str) or not self.model:
             return "no model name"
-        if not count(self.epoch, 0) or not (self.step is None or count(self.step, 1)):
+        if not (self.epoch is None or count(self.epoch, 0)) or \
+                not (self.step is None or count(self.step, 1)):
             return f"epoch {self.epoch!r} / step {self.step!r} are not counts"
         for name in ("params_sha1", "states_sha1"):
             value = getattr(self, name)
@@ -164,6 +168,20 @@ def write_checkpoint(folder, record, write_params, write_states=None):
         with open(tmp[os.path.abspath(paths["json"])], "w", encoding="utf-8") as f:
             json.dump(record.to_json(), f, indent=1, sort_keys=True)
     return paths
+
+
+def write_weights(params_path, record, write_params):
+    """Write weights that are not a training checkpoint (a converted file) at ``params_path``
+    with ``record`` beside it (``.json``, with the weights' sha1), as one group: the weights
+    first, the record last. Returns the JSON path."""
+    json_path = os.path.splitext(params_path)[0] + ".json"
+    with atomic_group([params_path, json_path]) as tmp:
+        params = tmp[os.path.abspath(params_path)]
+        write_params(params)
+        record.params_sha1 = _sha1(params)
+        with open(tmp[os.path.abspath(json_path)], "w", encoding="utf-8") as f:
+            json.dump(record.to_json(), f, indent=1, sort_keys=True)
+    return json_path
 
 
 def read_record(json_path):

@@ -30,6 +30,9 @@ from .utils.errors import UserError
 from .utils.files import read_regular
 from .utils.io import atomic_write
 from .utils.processes import wait_until
+from .convert.formats import format_of
+from .convert.names import mismatch
+from .convert.translate import read_foreign_params
 
 __all__ = ["HOSTS", "store_root", "weight_urls", "get_model_file", "read_params",
            "load_weights"]
@@ -169,11 +172,23 @@ def _lock_store(lock, path):
 
 
 def read_params(path, sha1=None):
-    """Load a ``.params`` file as a dict of NDArrays, with one clear error if it is not one;
-    with ``sha1`` the bytes read are checked against it first (a checkpoint's record)."""
+    """The arrays of a weights file as a dict of NDArrays under our parameter names, with one
+    clear error if it is not one; with ``sha1`` (a checkpoint's record) the bytes read are
+    checked against it first.
+
+    A file is recognised by its content: an MXNet ``.params``, or a PyTorch ``.pth`` /
+    ``.safetensors`` in timm's, the authors' torch, Detectron2's or MMDetection's names,
+    renamed to ours by :mod:`resnest.gluon.convert` (BN counters dropped, nothing else).
+    """
     import mxnet as mx
     if not os.path.isfile(path):
         raise UserError(f"weights file {path} does not exist.")
+    fmt = format_of(path)
+    if fmt in ("pth", "safetensors"):
+        return read_foreign_params(path)
+    if fmt is None:
+        raise UserError(f"weights file {path} is not a readable MXNet .params file, PyTorch "
+                        ".pth or .safetensors file (truncated or corrupt).")
     try:
         data = read_regular(path)
     except OSError as err:
@@ -222,25 +237,15 @@ def load_weights(net, path, ctx=None, name=None, ignore=(), keep=(), arrays=None
         raise UserError(f"weights file {path} holds {clash[0]}, which a file of "
                         f"{name or 'the backbone'} does not; it holds another model's weights.")
     params = {k: v for k, v in params.items() if k not in kept}
-    missing = sorted(set(params) - set(arrays))
-    extra = sorted(set(arrays) - set(params))
-    shapes = sorted(k for k in set(params) & set(arrays)
-                    if params[k].shape and 0 not in params[k].shape
-                    and tuple(params[k].shape) != arrays[k].shape)
-    if not missing and not extra and shapes and all(k.startswith("fc.") for k in shapes):
+    expected = {k: tuple(p.shape) if p.shape and 0 not in p.shape else None
+                for k, p in params.items()}
+    detail, wrong = mismatch(expected, arrays)
+    if detail and wrong and all(k.startswith("fc.") for k in wrong) and \
+            set(expected) == set(arrays):
         raise UserError(f"weights file {path} was trained for {arrays['fc.bias'].shape[0]} "
                         f"classes, not {params['fc.bias'].shape[0]}; build the model with "
                         f"classes={arrays['fc.bias'].shape[0]}.")
-    if missing or extra or shapes:
-        detail = []
-        if missing:
-            detail.append(f"{len(missing)} parameters missing (e.g. {missing[0]})")
-        if extra:
-            detail.append(f"{len(extra)} unknown (e.g. {extra[0]})")
-        if shapes:
-            k = shapes[0]
-            detail.append(f"{len(shapes)} of other shape (e.g. {k}: {arrays[k].shape} in the "
-                          f"file, {tuple(params[k].shape)} in the model)")
+    if detail:
         raise UserError(f"weights file {path} does not fit model {name or net.name}: "
                         f"{', '.join(detail)}; it holds another model's weights.")
     contexts = ctx if isinstance(ctx, (list, tuple)) else [ctx or mx.cpu()]

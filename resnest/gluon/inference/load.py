@@ -15,6 +15,7 @@ from typing import List, Optional
 
 from ..checkpoint import CheckpointRecord, record_beside
 from ..classes import published_classes
+from ..convert.translate import foreign_class_names
 from ..data.transforms import eval_transform
 from ..models import get_model
 from ..pretrained import PRETRAINED
@@ -67,7 +68,9 @@ def load_model(model, weights=None, ctx=None, root=None):
         record = record_beside(weights)
         arrays = read_params(weights, sha1=record.params_sha1 if record else None)
         classes = _classifier_width(arrays, weights)
-        names = record.class_names if record else None
+        # A checkpoint's record names its classes; a converted .pth / .safetensors carries
+        # them in its own metadata (resnest.gluon.convert).
+        names = record.class_names if record else foreign_class_names(weights)
         descriptions, path = None, weights
     else:
         record, path = None, get_model_file(model, root)

@@ -15,7 +15,9 @@ _DOC = """Build ``{name}``{paper}.
     ----------
     pretrained : bool or str
         True loads the published weights from the store (``root``, else ``$MXNET_HOME/models``);
-        a path loads that ``.params`` file. Either is checked against the model's names and shapes.
+        a path loads that file (``.params``, or a ``.pth`` / ``.safetensors`` of timm, the authors'
+        torch code, Detectron2 or MMDetection, see :mod:`resnest.gluon.convert`). Either is checked
+        against the model's names and shapes.
     root : str, optional
         Folder of the weights store.
     ctx : Context
