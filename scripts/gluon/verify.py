@@ -30,7 +30,8 @@ def main(argv=None):
     dist = setup_distributed(num_gpus=cfg.num_gpus)
     summary = verify(cfg, dist)
     if dist.is_root:
-        print(f"{cfg.model} {cfg.backend} {cfg.dtype} crop {summary['crop_size']} "
+        print(f"engine: {summary['backend']} ({summary['engine']})", flush=True)
+        print(f"{cfg.model} {summary['backend']} {cfg.dtype} crop {summary['crop_size']} "
               f"({summary['preprocessing']}): top-1 {summary['top1']:.2f}% "
               f"top-5 {summary['top5']:.2f}% on {summary['images']} images; "
               f"model {summary['model_images_per_s']:.1f} img/s, "

@@ -7,7 +7,7 @@ from dataclasses import dataclass
 from typing import Optional
 
 from ..utils.config import NON_NEGATIVE, POSITIVE, UNIT, at_least, check_fields, option
-from .backends import BACKENDS, CALIB_MODES, DTYPES
+from .backends import AUTO, BACKENDS, CALIB_MODES, DTYPES
 
 __all__ = ["InferenceConfig", "ClassifyInput"]
 
@@ -23,8 +23,9 @@ class InferenceConfig:
     batch_size: int = option(32, "per device", check=POSITIVE)
     dtype: str = option("float32", "int8 calibrates on the data itself (--calib-batches)",
                         choices=DTYPES)
-    backend: str = option("mxnet", "inference engine (onnxruntime, openvino: pip install "
-                          "resnest[deploy])", choices=tuple(BACKENDS))
+    backend: str = option(AUTO, "inference engine; auto: the fastest installed one for the "
+                          "dtype on this CPU, by measured facts (onnxruntime, openvino: pip "
+                          "install resnest[deploy])", choices=(AUTO,) + tuple(BACKENDS))
     calib_batches: int = option(4, "int8: batches of the data, spread over it, to calibrate "
                                 "on", check=POSITIVE)
     calib_mode: Optional[str] = option(None, "int8 calibration: KL-divergence thresholds or "

@@ -148,7 +148,8 @@ def _top(logits, count, loaded):
 def predict(cfg, log=None):
     """Classify ``cfg.inputs``; yields one :class:`Prediction` per image, in input order.
 
-    ``log`` (a callable taking a string), when given, is told how int8 was calibrated.
+    ``log`` (a callable taking a string), when given, is told which engine runs and why, and
+    how int8 was calibrated.
 
     Raises
     ------
@@ -171,6 +172,8 @@ def predict(cfg, log=None):
     else:
         net = optimize(loaded.net, cfg.dtype, backend=cfg.backend, input_size=crop,
                        batch_size=batch_size)
+    if log:                                    # int8 included: _calibrated ran optimize()
+        log(f"engine: {net.chosen_backend} ({net.backend_reason})")
     count = min(cfg.topk, loaded.classes)
     for failed, good, images in itertools.chain(head, batches):
         if images is not None:

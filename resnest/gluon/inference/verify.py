@@ -83,7 +83,8 @@ def verify(cfg, dist):
     summary = result.as_dict()
     summary.update(model=cfg.model, weights=loaded.weights, crop_size=settings.crop_size,
                    crop_ratio=round(settings.crop_ratio, 6), preprocessing=settings.method,
-                   dtype=cfg.dtype, backend=cfg.backend, batch_size=cfg.batch_size,
+                   dtype=cfg.dtype, backend=net.chosen_backend, engine=net.backend_reason,
+                   batch_size=cfg.batch_size,
                    ranks=dist.size, devices=len(dist.contexts),
                    threads_per_rank=int(os.environ.get("OMP_NUM_THREADS", "0")))
     return summary
