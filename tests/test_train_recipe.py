@@ -248,6 +248,22 @@ def test_a_mid_epoch_checkpoint_needs_the_same_layout(tmp_path):
     assert (point.start_epoch, point.start_step) == (4, 3)     # same layout: mid-epoch
 
 
+def test_removing_old_step_checkpoints_also_finds_those_a_kill_left_without_json(tmp_path):
+    """A kill -9 inside the removal of the previous mid-epoch checkpoint (its JSON goes first)
+    leaves its .params/.states; the next save's removal still finds them by name."""
+    d = str(tmp_path)
+    ckpt.save_checkpoint(d, "m", _Stub(), _Stub(), _record(0), 0)
+    ckpt.save_checkpoint(d, "m", _Stub(), _Stub(), _record(1, step=5), 1, step=5)
+    os.remove(ckpt.checkpoint_paths(d, "m", 1, 5)["json"])     # where the kill came
+    ckpt.save_checkpoint(d, "m", _Stub(), _Stub(), _record(1, step=10), 1, step=10)
+    ckpt.save_checkpoint(d, "other", _Stub(), _Stub(), _record(1, step=5), 1, step=5)
+    ckpt.remove_step_checkpoints(d, "m", keep=ckpt.checkpoint_paths(d, "m", 1, 10)["json"])
+    assert sorted(os.listdir(d)) == sorted(
+        [f"imagenet-m-0.{ext}" for ext in ("json", "params", "states")]
+        + [f"imagenet-m-1-step10.{ext}" for ext in ("json", "params", "states")]
+        + [f"imagenet-other-1-step5.{ext}" for ext in ("json", "params", "states")])
+
+
 def test_a_full_disk_leaves_the_previous_checkpoint_and_no_parts(tmp_path):
     """A real file-size limit (RLIMIT_FSIZE, as a full disk: writes fail with EFBIG) while
     MXNet writes the .params: one sentence, the previous checkpoint intact, nothing else."""

@@ -110,14 +110,27 @@ def find_checkpoints(save_dir, model):
     return sorted(found, key=lambda f: (f[1]["resume_epoch"], f[1]["resume_step"]), reverse=True)
 
 
+_STEP_FILE = re.compile(r"imagenet-(?P<model>.+)-\d+-step\d+\.(?:json|params|states)$")
+
+
 def remove_step_checkpoints(save_dir, model, keep):
     """Delete the mid-epoch checkpoints of ``model`` in ``save_dir`` but the one whose JSON is
-    ``keep``; chosen by name, so that a save does not hash every checkpoint of the run."""
-    for path, m in _named(save_dir, model):
-        if m.group("step") is not None and os.path.abspath(path) != os.path.abspath(keep):
-            for ext in (".json", ".params", ".states"):      # the JSON first: never half
-                with contextlib.suppress(FileNotFoundError):
-                    os.remove(path[:-len(".json")] + ext)
+    ``keep``; chosen by name, so that a save does not hash every checkpoint of the run.
+
+    Every file of such a checkpoint goes, with or without its JSON: the JSON is removed first
+    (so no JSON ever names missing files), and a process killed right after it leaves a
+    ``.params``/``.states`` pair that only a sweep by file name finds again."""
+    keep_stem = os.path.abspath(keep)[:-len(".json")]
+    pattern = os.path.join(glob.escape(save_dir), f"imagenet-{glob.escape(model)}-*-step*.*")
+    stems = set()
+    for path in glob.glob(pattern):
+        m = _STEP_FILE.search(os.path.basename(path))
+        if m and m.group("model") == model:
+            stems.add(os.path.abspath(path).rsplit(".", 1)[0])
+    for stem in sorted(stems - {keep_stem}):
+        for ext in (".json", ".params", ".states"):          # the JSON first: never half
+            with contextlib.suppress(FileNotFoundError):
+                os.remove(stem + ext)
 
 
 @dataclass
