@@ -138,7 +138,8 @@ class Dist:
         buf = mx.nd.array(np.frombuffer(data, np.uint8) if self.is_root
                           else np.zeros(size, np.uint8), dtype="uint8")
         self.broadcast_arrays([buf], f"{name}.bytes")
-        return obj if self.is_root else pickle.loads(buf.asnumpy().tobytes())
+        received = buf.asnumpy().tobytes()      # rank 0 waits too: nothing left in flight
+        return obj if self.is_root else pickle.loads(received)
 
 
 def setup_distributed(no_cuda=False, timeout=1800.0, num_gpus=None):
