@@ -73,6 +73,22 @@ def photo_rec(tmp_path_factory):
 
 
 @pytest.fixture(scope="session")
+def awkward_pack(tmp_path_factory):
+    """Real photos with every awkward case a collection has (``_images.make_awkward_tree``)
+    packed by the project's packer at a shorter side of 64 px: ``(root, good, bad, prefix)``,
+    the tree in ``root / 'images'``."""
+    from _images import make_awkward_tree
+    from resnest.gluon.data import PackOptions, pack_records, plan_image_folder
+    root = tmp_path_factory.mktemp("awkward")
+    good, bad = make_awkward_tree(str(root / "images"))
+    prefix = str(root / "out" / "w1")
+    entries, classes = plan_image_folder(str(root / "images"))
+    pack_records(str(root / "images"), entries, prefix, PackOptions(resize=64),
+                 classes=classes)
+    return root, good, bad, prefix
+
+
+@pytest.fixture(scope="session")
 def digits(tmp_path_factory):
     """The one real-digits set-up of the suite: scikit-learn's 1,797 digits at 32x32 as
     class folders (``images/train``: 1,438, ``images/val``: 359, ``write_digits``' split) and
