@@ -43,6 +43,20 @@ def randomize_bn(net, x=None):
             param.set_data(mx.nd.random.uniform(0.5, 1.5, shape=param.shape))
 
 
+@pytest.fixture(scope="session")
+def random_tiny():
+    """A random 7-class resnest_tiny whose BN statistics are random too (BN is no identity),
+    a batch of 4 inputs and its MXNet logits: ``(net, x, logits)``; for the inference engines'
+    tests, which must not change it."""
+    from resnest.gluon import get_model
+    mx.random.seed(3)
+    x = mx.nd.random.uniform(-2, 2, shape=(4, 3, 32, 32))
+    net = get_model("resnest_tiny", classes=7)
+    net.initialize(mx.init.Xavier())
+    randomize_bn(net, x)
+    return net, x, net(x).asnumpy()
+
+
 def authors_package(module=None):
     """The authors' resnest 0.0.5 Gluon package (unpacked by ``make setup``), or one of its
     modules (``'model_store'``, ``'dropblock'``).
