@@ -1,7 +1,10 @@
 """The recipe's schedules against hand calculations: warm-up + cosine LR, the linear scaling
-rule, DropBlock's ramp (also checked against the authors' scheduler in test_layers.py)."""
+rule, DropBlock's ramp also against the authors' scheduler."""
+import mxnet as mx
 import numpy as np
 import pytest
+
+from conftest import authors_package
 
 from resnest.gluon.train.schedule import dropblock_prob, global_lr, learning_rate
 
@@ -28,3 +31,15 @@ def test_dropblock_ramp_is_linear_to_target():
     assert probs[0] == pytest.approx(0.01) and probs[-1] == pytest.approx(0.1)
     assert np.allclose(np.diff(probs), 0.01)
     assert dropblock_prob(0, 1, 0.1) == pytest.approx(0.1)
+
+
+def test_the_probability_ramp_is_the_authors_scheduler():
+    module = authors_package("dropblock")
+    net = mx.gluon.nn.HybridSequential()
+    net.add(module.DropBlock(0.0, 3, 4, 8, 8))
+    for num_epochs in (1, 5, 270):
+        scheduler = module.DropBlockScheduler(net, 0, 0.1, num_epochs)
+        epochs = {0, num_epochs // 2, num_epochs - 1} | ({1} if num_epochs > 1 else set())
+        for epoch in sorted(epochs):
+            scheduler(epoch)
+            assert dropblock_prob(epoch, num_epochs, 0.1) == pytest.approx(net[0].drop_prob)
