@@ -22,6 +22,7 @@ from hypothesis import strategies as st
 from PIL import Image, ImageFile, ImageOps
 
 from _fuzz import crop, encode, image_files, one_sentence, pil_image
+from resnest.gluon.checkpoint import CheckpointRecord
 from resnest.gluon.data.folder import (MAX_ASPECT, MIN_SIDE, BadImage, decode_image,
                                       is_image_file)
 
@@ -208,3 +209,97 @@ def test_rec_labels_outside_the_classes_are_refused_when_opened(tmp_path, labels
         return
     assert good, f"labels {stored.tolist()} were admitted with {classes} classes"
     assert info.classes == (classes if classes is not None else int(max(stored)) + 1)
+
+
+# -- checkpoints: damaged files and edited records are refused, or read back exactly --
+
+JSON = st.recursive(st.none() | st.booleans() | st.integers(-5, 10**6) | st.floats(-1e6, 1e6)
+                    | st.text(max_size=6), lambda inner: st.lists(inner, max_size=3)
+                    | st.dictionaries(st.text(max_size=4), inner, max_size=3), max_leaves=6)
+
+
+@st.composite
+def records(draw):
+    from resnest.gluon.checkpoint import CheckpointRecord
+    epoch = draw(st.one_of(st.none(), st.integers(0, 200)))
+    return CheckpointRecord(
+        model=draw(st.sampled_from(["resnest_tiny", "resnest50", "deeplab_resnest_tiny"])),
+        epoch=epoch, step=draw(st.one_of(st.none(), st.integers(1, 9))) if epoch is not None
+        else None,
+        task=draw(st.sampled_from(["classification", "segmentation"])),
+        run_id=draw(st.one_of(st.none(), st.text("0123456789abcdef", min_size=8, max_size=8))),
+        config=draw(st.dictionaries(st.text("abcdefgh_", min_size=1, max_size=6), JSON,
+                                    max_size=4)),
+        class_names=draw(st.one_of(st.none(), st.lists(st.sampled_from(
+            ["cat", "dog", "n01440764", "b\u00e9tula"]), min_size=1, max_size=4))),
+        eval=draw(st.dictionaries(st.sampled_from(["crop_size", "crop_ratio", "base_size"]),
+                                  st.integers(1, 600) | st.floats(0.1, 1.0), max_size=3)))
+
+
+@st.composite
+def damage(draw, names=("json", "params", "states")):
+    """``(file, how, arguments)``: flipped bytes, a cut, or (the JSON) a field edited,
+    removed or added."""
+    name = draw(st.sampled_from(names))
+    how = draw(st.sampled_from(["flip", "cut"] + (["edit", "drop", "add"] if name == "json"
+                                                  else [])))
+    positions = draw(st.lists(st.tuples(st.floats(0, 1, exclude_max=True),
+                                        st.integers(1, 255)), min_size=1, max_size=3))
+    return name, how, positions, draw(JSON), draw(st.integers(0, 40))
+
+
+def _damaged(data, how, positions, value, pick):
+    if how == "flip":
+        data = bytearray(data)
+        for where, mask in positions:
+            data[int(where * len(data))] ^= mask
+        return bytes(data)
+    if how == "cut":
+        return data[:int(positions[0][0] * len(data))]
+    record = json.loads(data)
+    keys = sorted(record)
+    key = keys[pick % len(keys)]
+    if how == "edit":
+        record[key] = value
+    elif how == "drop":
+        del record[key]
+    else:
+        record[f"extra{pick}"] = value
+    return json.dumps(record).encode()
+
+
+@given(records(), damage())
+# found by hypothesis: one flipped bit of the JSON turned task "classification" into
+# "classifibation" and the record read as valid (checkpoint.py now carries record_sha1)
+@example(CheckpointRecord(model="resnest_tiny"), ("json", "edit", [(0.0, 1)], "classifibation",
+                                                  15))
+def test_damaged_checkpoints_are_refused_or_read_exactly(tmp_path, record, hurt):
+    import mxnet as mx
+    from resnest.gluon.checkpoint import (load_params_verified, read_record, read_verified,
+                                          write_checkpoint)
+    from resnest.gluon.utils.errors import UserError
+    folder = tempfile.mkdtemp(dir=tmp_path)
+    arrays = {"w": mx.nd.array(np.arange(6.0).reshape(2, 3)), "b": mx.nd.array([0.5, -1.0])}
+    states = b"optimizer states \x00\x01\x02" * 3
+
+    def write_states(path):
+        with open(path, "wb") as f:
+            f.write(states)
+    paths = write_checkpoint(folder, record, lambda p: mx.nd.save(p, arrays), write_states)
+    written = {name: open(paths[name], "rb").read() for name in paths}
+    name, how, positions, value, pick = hurt
+    changed = _damaged(written[name], how, positions, value, pick)
+    with open(paths[name], "wb") as f:
+        f.write(changed)
+    try:
+        got = read_record(paths["json"])
+        params = load_params_verified(paths["params"], got.params_sha1)
+        got_states = read_verified(paths["states"], got.states_sha1)
+    except UserError as err:
+        assert one_sentence(err)
+        assert changed != written[name], f"the intact checkpoint was refused: {err}"
+        return
+    assert got.to_json() == record.to_json(), f"{how} of the .{name} gave another record"
+    assert sorted(params) == ["b", "w"] and got_states == states
+    for key, array in arrays.items():
+        assert np.array_equal(params[key].asnumpy(), array.asnumpy())
