@@ -105,23 +105,24 @@ def image_files(draw, max_side=48):
     return f"{mode} {fmt} {width}x{height} {damage}", data
 
 
-def tree_state(root, outside=()):
-    """Everything under ``root`` (and the files ``outside``): each path's kind, the bytes of
-    regular files, the target of links; equal before and after means nothing changed."""
+def tree_state(root, ignore=()):
+    """Everything under ``root``: each path's kind, the bytes of regular files, the target of
+    links; equal before and after means nothing changed. Regular files named in ``ignore``
+    (a lock file a lock takes over) are left out."""
     digest = hashlib.sha1()
-    paths = [root] + list(outside)
-    for top in paths:
-        for folder, dirs, files in os.walk(top):
-            dirs.sort()
-            for name in sorted(dirs + files):
-                path = os.path.join(folder, name)
-                st_ = os.lstat(path)
-                digest.update(f"{path}\0{stat.S_IFMT(st_.st_mode)}\0".encode())
-                if stat.S_ISLNK(st_.st_mode):
-                    digest.update(os.readlink(path).encode())
-                elif stat.S_ISREG(st_.st_mode):
-                    with open(path, "rb") as f:
-                        digest.update(f.read())
+    for folder, dirs, files in os.walk(root):
+        dirs.sort()
+        for name in sorted(dirs + files):
+            path = os.path.join(folder, name)
+            if name in ignore and stat.S_ISREG(os.lstat(path).st_mode):
+                continue
+            mode = os.lstat(path).st_mode
+            digest.update(f"{path}\0{stat.S_IFMT(mode)}\0".encode())
+            if stat.S_ISLNK(mode):
+                digest.update(os.readlink(path).encode())
+            elif stat.S_ISREG(mode):
+                with open(path, "rb") as f:
+                    digest.update(f.read())
     return digest.hexdigest()
 
 

@@ -1,0 +1,158 @@
+"""Property-based attacks (hypothesis) on the other two invariants: nothing a user has is
+overwritten or mixed without --force (``utils/outputs.py``, ``utils/io.py``'s groups, through
+``data/pack.py`` ``pack_records`` and the run folder of ``train/runner.py``), and every process
+ends (a SIGTERM at a random moment of scripts/dataset/im2rec.py or of predict.py leaves no
+process and no hidden temporary file). Profiles: tests/conftest.py.
+
+Expected values: the tree as it was before (a hash of every path's kind, bytes and link
+target, and of the user's files that links point at), the files the test wrote, /proc for
+processes, and MXNet's own ``recordio`` reader for a finished pack."""
+import os
+import signal
+import subprocess
+import sys
+import tempfile
+import time
+import types
+
+import numpy as np
+import pytest
+from hypothesis import example, given, settings
+from hypothesis import strategies as st
+from PIL import Image
+
+from _fuzz import crop, one_sentence, tree_state
+from _procs import alive, descendants
+from conftest import REPO
+from resnest.gluon.utils.errors import UserError
+
+pytestmark = pytest.mark.timeout(180)
+
+THINGS = ("absent", "absent", "file", "folder", "link", "dangling", "fifo")
+
+
+def _put(path, thing, outside):
+    """Make ``thing`` at ``path``; a link points at a user's file in ``outside``."""
+    if thing == "file":
+        with open(path, "wb") as f:
+            f.write(b"the user's own " + os.path.basename(path).encode())
+    elif thing == "folder":
+        os.makedirs(path)
+        with open(os.path.join(path, "inside"), "w") as f:
+            f.write("kept")
+    elif thing == "link":
+        target = os.path.join(outside, f"target-{os.path.basename(path)}")
+        with open(target, "w") as f:
+            f.write("a user's file a link points at")
+        os.symlink(target, path)
+    elif thing == "dangling":
+        os.symlink(os.path.join(outside, "nothing-here"), path)
+    elif thing == "fifo":
+        os.mkfifo(path)
+
+
+def _image_tree(root):
+    """Two classes of two 16x16 PNG crops of a real photo; returns the count."""
+    for label in range(2):
+        os.makedirs(os.path.join(root, f"c{label}"))
+        for i in range(2):
+            Image.fromarray(crop("chelsea", 40 * i, 60 * label, 16, 16)).save(
+                os.path.join(root, f"c{label}", f"{i}.png"))
+    return 4
+
+
+PACK_NAMES = (".rec", ".idx", ".lst", ".skipped.tsv", ".classes.txt")
+
+
+def _only(**things):
+    """A ``things`` dict of the pack test: these, everything else absent."""
+    return {n: things.get(n.strip(".").replace(".", "_"), "absent")
+            for n in PACK_NAMES + (".lock",)}
+
+
+@given(st.fixed_dictionaries({n: st.sampled_from(THINGS) for n in PACK_NAMES + (".lock",)}),
+       st.booleans())
+# found by hypothesis: a user's PREFIX.classes.txt (.lst, .skipped.tsv) was replaced without
+# --force (only .rec/.idx were checked); a folder there left a half-renamed group behind an
+# error naming the .rec; a link at .PREFIX.lock had its target truncated by the lock
+@example(_only(classes_txt="file"), False)
+@example(_only(classes_txt="folder"), False)
+@example(_only(lock="link"), False)
+@example(_only(rec="file", idx="folder"), True)
+def test_pack_outputs_are_refused_unchanged_or_replaced_whole(tmp_path, things, force):
+    from resnest.gluon.data.pack import PackOptions, pack_records, plan_image_folder
+    from resnest.gluon.data.validate import checked_index
+    base = tempfile.mkdtemp(dir=tmp_path)
+    images, out, outside = (os.path.join(base, n) for n in ("images", "out", "outside"))
+    count = _image_tree(images)
+    os.makedirs(out)
+    os.makedirs(outside)
+    prefix = os.path.join(out, "p")
+    for suffix, thing in things.items():
+        _put(os.path.join(out, ".p.lock") if suffix == ".lock" else prefix + suffix, thing,
+             outside)
+    before_out, before_outside = tree_state(out, [".p.lock"]), tree_state(outside)
+    entries, classes = plan_image_folder(images)
+    try:
+        result = pack_records(images, entries, prefix, PackOptions(encoding=".png"),
+                              classes=classes, force=force)
+    except UserError as err:
+        assert one_sentence(err)
+        assert tree_state(outside) == before_outside, "a refusal changed a user's file"
+        assert tree_state(out, [".p.lock"]) == before_out, f"refused ({err}), changed things"
+        return
+    assert tree_state(outside) == before_outside, "a link's target was written through"
+    existed = [s for s in PACK_NAMES if things[s] != "absent"]
+    assert force or not existed, f"replaced the user's {existed} without --force"
+    assert result.packed == count
+    entries, info = checked_index(prefix + ".rec")
+    assert info.num_samples == count and info.class_names == classes
+    assert not [n for n in os.listdir(out) if n.endswith(".tmp")]
+
+
+# -- the run folder of train/runner.py --
+
+RUN_NAMES = ("train.log", "metrics.jsonl", "imagenet-resnest_tiny-3.json",
+             "imagenet-resnest_tiny-3.params", "notes.txt", ".lock")
+
+
+@given(st.sampled_from(["folder", "folder", "absent", "file"]),
+       st.fixed_dictionaries({n: st.sampled_from(THINGS) for n in RUN_NAMES}), st.booleans())
+# found by hypothesis: --force over a folder named train.log died in a traceback
+# (IsADirectoryError) after removing some of the earlier run's files
+@example("folder", dict(dict.fromkeys(RUN_NAMES, "absent"), **{"train.log": "folder",
+                                                                "metrics.jsonl": "file"}), True)
+@example("folder", dict(dict.fromkeys(RUN_NAMES, "absent"), **{".lock": "link"}), False)
+def test_a_run_folder_is_refused_unchanged_or_claimed_cleanly(tmp_path, save_dir_is, things,
+                                                               force):
+    from resnest.gluon.train.runner import _claim_folder, run_files
+    from resnest.gluon.utils.distributed import Dist
+    base = tempfile.mkdtemp(dir=tmp_path)
+    save_dir, outside = os.path.join(base, "run"), os.path.join(base, "outside")
+    os.makedirs(outside)
+    if save_dir_is == "folder":
+        os.makedirs(save_dir)
+        for name, thing in things.items():
+            _put(os.path.join(save_dir, name), thing, outside)
+    else:
+        _put(save_dir, save_dir_is, outside)
+    before_base, before_outside = tree_state(base, [".lock"]), tree_state(outside)
+    earlier = run_files(save_dir) if os.path.isdir(save_dir) else []
+    cfg = types.SimpleNamespace(save_dir=save_dir, resume=False, resume_params=None,
+                                resume_states=None, force=force, logging_file="train.log")
+    dist = Dist(rank=0, size=1, local_rank=0, ctx=None, is_root=True)
+    try:
+        lock = _claim_folder(cfg, dist, log=lambda msg: None)
+    except UserError as err:
+        assert one_sentence(err)
+        assert tree_state(outside) == before_outside, "a refusal changed a user's file"
+        assert tree_state(base, [".lock"]) == before_base, f"refused ({err}), changed things"
+        return
+    try:
+        assert tree_state(outside) == before_outside, "a link's target was written through"
+        assert force or not earlier, f"took a folder holding an earlier run {earlier}"
+        assert run_files(save_dir) == [], "an earlier run's files are still there"
+        if things["notes.txt"] != "absent" and save_dir_is == "folder":
+            assert os.path.lexists(os.path.join(save_dir, "notes.txt")), "removed a user file"
+    finally:
+        lock.release()
