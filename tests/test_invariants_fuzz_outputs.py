@@ -15,7 +15,6 @@ import tempfile
 import time
 import types
 
-import numpy as np
 import pytest
 from hypothesis import example, given, settings
 from hypothesis import strategies as st
