@@ -16,7 +16,7 @@ import time
 import types
 
 import pytest
-from hypothesis import example, given, settings
+from hypothesis import Phase, example, given, settings
 from hypothesis import strategies as st
 from PIL import Image
 
@@ -162,6 +162,9 @@ def test_a_run_folder_is_refused_unchanged_or_claimed_cleanly(tmp_path, save_dir
 IM2REC = os.path.join(REPO, "scripts", "dataset", "im2rec.py")
 PREDICT = os.path.join(REPO, "scripts", "gluon", "predict.py")
 FEW = max(2, settings.default.max_examples // 5)          # subprocess runs: seconds each
+# predict.py imports MXNet and loads a model (15-30 s a run on 2 loaded cores): under `ci`
+# only its explicit examples run, `nightly` draws more
+PREDICT_PHASES = (Phase.explicit,) if FEW <= 2 else tuple(Phase)
 
 
 MOMENTS = st.tuples(st.sampled_from(["start", "work"]), st.floats(0.0, 1.0))
@@ -258,7 +261,8 @@ def tiny_checkpoint(tmp_path_factory):
 # child that found its parent's semaphores gone and printed a traceback (workers are now
 # started with termination deferred, utils/processes.py)
 @example(("work", 0.05))
-@settings(max_examples=FEW - 1)
+@example(("start", 0.0))
+@settings(max_examples=FEW, phases=PREDICT_PHASES)
 def test_a_sigtermed_predict_leaves_no_process_and_no_part(tmp_path, photo_folder,
                                                            tiny_checkpoint, moment):
     out = tempfile.mkdtemp(dir=tmp_path)
