@@ -109,6 +109,46 @@ def test_pack_outputs_are_refused_unchanged_or_replaced_whole(tmp_path, things, 
     assert not [n for n in os.listdir(out) if n.endswith(".tmp")]
 
 
+CACHE_NAMES = PACK_NAMES + (".pack.json",)
+
+
+@given(st.fixed_dictionaries({n: st.sampled_from(THINGS + ("ours",)) for n in CACHE_NAMES}))
+# found by hypothesis: a FIFO named <folder>.pack.json hung the cache for ever (open() of it)
+@example(dict(dict.fromkeys(CACHE_NAMES, "absent"), **{".pack.json": "fifo"}))
+def test_the_pack_cache_never_takes_what_it_did_not_write(tmp_path, things):
+    """data/packcache.py: ``<folder>.rec`` and its side-cars are the cache's only when its
+    ``.pack.json`` says so; anything else there is the user's and stays as it was."""
+    from resnest.gluon.data.packcache import cached_pack
+    from resnest.gluon.data.validate import checked_index
+    base = tempfile.mkdtemp(dir=tmp_path)
+    images, outside = os.path.join(base, "images"), os.path.join(base, "outside")
+    count = _image_tree(images)
+    os.makedirs(outside)
+    first = cached_pack(images, shuffle=False, log=lambda msg: None)   # the cache's own pack
+    ours = {n: open(images + n, "rb").read() for n in CACHE_NAMES}
+    for n in CACHE_NAMES:
+        os.remove(images + n)
+    for n, thing in things.items():
+        if thing == "ours":
+            with open(images + n, "wb") as f:
+                f.write(ours[n])
+        else:
+            _put(images + n, thing, outside)
+    before, before_outside = tree_state(base, ["images"]), tree_state(outside)
+    try:
+        rec = cached_pack(images, shuffle=False, log=lambda msg: None)
+    except UserError as err:
+        assert one_sentence(err)
+        assert tree_state(base, ["images"]) == before and tree_state(outside) == \
+            before_outside, f"refused ({err}) but changed things"
+        return
+    assert rec == first and tree_state(outside) == before_outside
+    if things[".pack.json"] != "ours":
+        users = [n for n in CACHE_NAMES if things[n] not in ("absent", "ours")]
+        assert not users, f"the cache replaced the user's {users}"
+    assert checked_index(rec)[1].num_samples == count
+
+
 # -- the run folder of train/runner.py --
 
 RUN_NAMES = ("train.log", "metrics.jsonl", "imagenet-resnest_tiny-3.json",
@@ -161,7 +201,7 @@ def test_a_run_folder_is_refused_unchanged_or_claimed_cleanly(tmp_path, save_dir
 
 IM2REC = os.path.join(REPO, "scripts", "dataset", "im2rec.py")
 PREDICT = os.path.join(REPO, "scripts", "gluon", "predict.py")
-FEW = max(2, settings.default.max_examples // 5)          # subprocess runs: seconds each
+FEW = max(2, min(20, settings.default.max_examples // 5))   # subprocess runs: seconds each
 # predict.py imports MXNet and loads a model (15-30 s a run on 2 loaded cores): under `ci`
 # only its explicit examples run, `nightly` draws more
 PREDICT_PHASES = (Phase.explicit,) if FEW <= 2 else tuple(Phase)
