@@ -5,7 +5,7 @@ Sessions use every graph optimisation, ``threads`` intra-op threads (default: th
 process owns, :func:`resnest.gluon.utils.threads.cpu_threads`), one inter-op thread, and no
 spin-waiting unless :func:`~resnest.gluon.utils.threads.spin_wait` allows it: spinning threads
 keep a core busy after every operator, which on a shared machine starves the other processes
-and the next model (README, "On a shared machine").
+and the next model (docs/inference.md, "On a shared machine").
 """
 import numpy as np
 

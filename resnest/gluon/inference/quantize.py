@@ -25,7 +25,7 @@ __all__ = ["ONNX_INT8_EXCLUDE", "quantize_onnx", "int8_layers", "check_calibrati
 # named after its output, which carries MXNet's layer name): the stem's first conv (3 input
 # channels: little work, and the raw image is the input hardest to fit in 8 bits) and the
 # classifier (its error goes straight into the logits). Measured (tools/int8_study.py, held-out
-# real photos; README, "int8 you can trust"): 99.66% top-1 agreement with float32 in
+# real photos; docs/inference.md, "int8 you can trust"): 99.66% top-1 agreement with float32 in
 # onnxruntime, 99.54% in OpenVINO; with every layer int8, 99.41% and 99.50%; keeping the
 # split-attention block float32 as MXNet must buys 0.05-0.2 points and halves the speed-up.
 ONNX_INT8_EXCLUDE = ("conv1conv0_fwd", "dense0_fwd")
