@@ -80,7 +80,10 @@ def segmentation_loss(outputs, target, aux_weight=0.0):
     so that the gradient of the mean is GluonCV's: ``SoftmaxOutput`` with
     ``normalization='valid'`` divides by the labelled pixels of the batch on its device. (Its
     trainer then divides by the batch size once more; here the engine's ``trainer.update``
-    divides only the batch mean, as for classification.)
+    divides only the batch mean, as for classification.) One difference: ``SoftmaxOutput``
+    ignores the gradient it is given, so GluonCV's ``aux_weight`` scales its reported loss
+    but not the auxiliary gradient (its models trained with weight 1 in effect); here the
+    weight applies to both.
     """
     summed, counted = pixel_cross_entropy(outputs[0], target)
     if aux_weight and len(outputs) > 1:

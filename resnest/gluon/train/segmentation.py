@@ -69,8 +69,9 @@ class SegmentationTrainConfig(RunConfig):
                             check=at_least(32), group="data")
     aux: bool = option(False, "the auxiliary FCN head on layer3 and its loss (GluonCV's --aux)",
                        group="recipe")
-    aux_weight: float = option(0.5, "weight of the auxiliary loss", check=NON_NEGATIVE,
-                               group="recipe")
+    aux_weight: float = option(0.5, "weight of the auxiliary loss (GluonCV's default; its "
+                               "loss applies it to the reported value only, its gradient "
+                               "has weight 1)", check=NON_NEGATIVE, group="recipe")
     norm_layer: str = option(
         "bn", "syncbn: MXNet's SyncBatchNorm, which pools the statistics of the GPUs one "
         "process drives; each rank here drives one device, so (as on a CPU, where it computes "
