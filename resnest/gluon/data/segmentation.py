@@ -233,11 +233,11 @@ class SegmentationSamples:
 
     __getitem__ = read
 
-    def check(self):
-        """Read every pair (all the rules above); return the pixel count of each PNG value
-        ``0..K`` (index 0: unlabelled) as an int64 array."""
+    def check(self, indices=None):
+        """Read every pair (or those of ``indices``) under all the rules above; return the
+        pixel count of each PNG value ``0..K`` (index 0: unlabelled) as an int64 array."""
         counts = np.zeros(self.num_classes + 1, np.int64)
-        for index in range(len(self.items)):
+        for index in (range(len(self.items)) if indices is None else indices):
             _, mask = self.read(index)
             counts += np.bincount(mask.ravel(), minlength=self.num_classes + 1)
         return counts

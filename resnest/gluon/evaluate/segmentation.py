@@ -169,19 +169,30 @@ def evaluate_segmentation(net, loader, classes, dist=None, scores=None, progress
     scores = scores or single_scale
     correct = labeled = images = 0
     inter, union = np.zeros(classes, np.int64), np.zeros(classes, np.int64)
-    model_seconds, start = 0.0, time.perf_counter()
-    for i, (data, target, valid) in enumerate(loader):
-        valid = int(valid)
-        if valid > 0:
-            tick = time.perf_counter()
-            pred = _labels(scores(net, data))[:valid]     # the whole batch: one shape
-            model_seconds += time.perf_counter() - tick
-            target = target.asnumpy() if hasattr(target, "asnumpy") else np.asarray(target)
-            c, n, a, b = pixel_counts(pred, target[:valid], classes)
-            correct, labeled, images = correct + c, labeled + n, images + valid
-            inter, union = inter + a, union + b
-        if progress is not None:
-            progress(i + 1, images)
+    model_seconds, start, error = 0.0, time.perf_counter(), None
+    try:
+        for i, (data, target, valid) in enumerate(loader):
+            valid = int(valid)
+            if valid > 0:
+                tick = time.perf_counter()
+                pred = _labels(scores(net, data))[:valid]     # the whole batch: one shape
+                model_seconds += time.perf_counter() - tick
+                target = target.asnumpy() if hasattr(target, "asnumpy") else np.asarray(target)
+                c, n, a, b = pixel_counts(pred, target[:valid], classes)
+                correct, labeled, images = correct + c, labeled + n, images + valid
+                inter, union = inter + a, union + b
+            if progress is not None:
+                progress(i + 1, images)
+    except UserError as err:                   # a bad pair: every rank stops, none waits
+        error = err
+    if dist is not None and dist.size > 1:
+        bad = dist.failed_ranks(error is None, "seg_eval.read")
+        if bad:
+            raise error or UserError(f"rank(s) {', '.join(map(str, bad))} could not score "
+                                     "its share (named in its message); fix the data and "
+                                     "evaluate again.")
+    elif error is not None:
+        raise error
     total_seconds = time.perf_counter() - start
     local = np.concatenate([[correct, labeled, images,
                              images / model_seconds if model_seconds else 0.0,

@@ -14,6 +14,7 @@ like ``--pretrained``, or a classifier, whose trunk starts the backbone).
 """
 import hashlib
 import os
+import time
 from dataclasses import dataclass
 from typing import Optional
 
@@ -24,6 +25,7 @@ from ..classes import published_classes
 from ..data.loaders import PythonLoader, eval_loader, train_plan
 from ..data.seg_transforms import SegmentationEvalTransform, SegmentationTrainTransform
 from ..data.segmentation import SegmentationSamples
+from ..data.sharding import val_shard
 from ..evaluate.segmentation import evaluate_segmentation
 from ..models import get_model
 from ..models.segmentation import backbone_of
@@ -197,7 +199,23 @@ class SegmentationTask:
         self.cfg = cfg
 
     def prepare(self, dist, log):
+        """The :class:`SegmentationData`; every pair is read once, split over the ranks, so
+        that a bad one (a mask of another size, a label beyond the classes) stops every rank
+        with one sentence before training rather than one rank in the middle of an epoch."""
         train, val = _samples(self.cfg)
+        started, error = time.perf_counter(), None
+        try:
+            for samples in (train, val):
+                samples.check(val_shard(len(samples), dist.rank, dist.size))
+        except UserError as err:
+            error = err
+        bad = dist.failed_ranks(error is None, "segmentation.check")
+        if bad:
+            raise error or UserError(f"rank(s) {', '.join(map(str, bad))} found a bad image / "
+                                     "mask pair (named in its message); fix it and start "
+                                     "again.")
+        log(f"checked {len(train) + len(val)} image / mask pairs in "
+            f"{time.perf_counter() - started:.1f} s")
         if self.cfg.batch_size * dist.size > len(train):
             raise UserError(f"--batch-size {self.cfg.batch_size} x {dist.size} worker(s) is "
                             f"larger than the {len(train)} training images of {train.root}; "
