@@ -1,8 +1,11 @@
 """The recipe's schedules against hand calculations: warm-up + cosine LR, the segmentation
 recipe's poly LR (and GluonCV's own LRScheduler), the linear scaling rule, DropBlock's ramp
-(also checked against the authors' scheduler in test_layers.py)."""
+also against the authors' scheduler."""
+import mxnet as mx
 import numpy as np
 import pytest
+
+from conftest import authors_package
 
 from resnest.gluon.train.schedule import dropblock_prob, global_lr, learning_rate, \
     poly_learning_rate
@@ -52,3 +55,15 @@ def test_poly_lr_is_gluoncvs_scheduler():
     theirs = LRScheduler(mode="poly", base_lr=0.01, nepochs=3, iters_per_epoch=7, power=0.9)
     for step in range(21):
         assert poly_learning_rate(step, 21, 0, 0.01) == pytest.approx(theirs(step), abs=1e-15)
+
+
+def test_the_probability_ramp_is_the_authors_scheduler():
+    module = authors_package("dropblock")
+    net = mx.gluon.nn.HybridSequential()
+    net.add(module.DropBlock(0.0, 3, 4, 8, 8))
+    for num_epochs in (1, 5, 270):
+        scheduler = module.DropBlockScheduler(net, 0, 0.1, num_epochs)
+        epochs = {0, num_epochs // 2, num_epochs - 1} | ({1} if num_epochs > 1 else set())
+        for epoch in sorted(epochs):
+            scheduler(epoch)
+            assert dropblock_prob(epoch, num_epochs, 0.1) == pytest.approx(net[0].drop_prob)
