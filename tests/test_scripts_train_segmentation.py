@@ -1,0 +1,74 @@
+"""scripts/gluon/train_segmentation.py as users run it, on the composed set (real digits on
+real photos), under ``horovodrun -np 2 --gloo``: the record carries the data's class names and
+the training sizes, the in-training score is what evaluate_segmentation.py measures on the
+checkpoint, a rank that dies mid-epoch resumes bit-identically, and a bad pair stops both ranks
+in one sentence. The reading rules themselves are tested in test_data_segmentation.py."""
+import json
+import shutil
+
+import numpy as np
+from PIL import Image
+
+from _runs import env, epochs, params, same, script, train
+from resnest.gluon.data.composed import CLASS_NAMES
+
+TRAIN = script("train_segmentation.py")
+TINY = ["--model", "fcn_resnest_tiny", "--base-size", "64", "--crop-size", "64",
+        "--data-nthreads", "1", "--no-progress", "--log-interval", "1", "--lr", "0.02"]
+NAME = "segmentation-fcn_resnest_tiny"
+
+
+def _run(*args, ranks=2, check=True, **extra):
+    return train(*args, ranks=ranks, script=TRAIN, check=check, run_env=env(**extra))
+
+
+def test_two_ranks_train_die_resume_and_score_like_the_evaluator(composed_data, tmp_path):
+    # 64 training images, 8 per rank: 4 steps an epoch; rank 0 dies before step 3 of epoch 1,
+    # after the mid-epoch checkpoint of step 2.
+    args = ["--data-dir", str(composed_data), *TINY, "--aux", "--batch-size", "8",
+            "--num-epochs", "2", "--save-interval-steps", "2", "--eval-frequency", "2",
+            "--seed", "5"]
+    straight, died = tmp_path / "straight", tmp_path / "died"
+    _run(*args, "--save-dir", straight)
+    record = json.loads((straight / f"{NAME}-1.json").read_text())
+    assert record["task"] == "segmentation" and record["class_names"] == list(CLASS_NAMES)
+    assert record["eval"] == {"base_size": 64, "crop_size": 64}
+    assert record["run"]["val_data"].startswith("composed val: 5 pairs")
+    rows = epochs(straight)
+    assert rows[-1]["val_samples"] == 5                         # 5 images over 2 ranks
+    assert rows[-1]["train_loss"] < rows[0]["train_loss"]
+
+    proc = _run(*args, "--save-dir", died, check=False, RESNEST_TEST_FAULT="die:0:1:3")
+    assert proc.returncode != 0 and "rank 0 exits at epoch 1 step 3" in proc.stderr
+    assert not (died / f"{NAME}-1.json").exists()
+    assert [p.name for p in died.glob(f"{NAME}-1-step*.json")] == [f"{NAME}-1-step2.json"]
+    resumed = _run(*args, "--save-dir", died, "--resume")
+    assert "(from step 2)" in resumed.stdout + resumed.stderr
+    assert same(params(straight / f"{NAME}-1.params"), params(died / f"{NAME}-1.params"))
+    assert epochs(died)[-1]["mIoU"] == rows[-1]["mIoU"]
+
+    # The 64 x 64 images are their own 64 crop: the in-training validation of the last epoch
+    # is the single-scale evaluation of the final checkpoint by the other command.
+    out = tmp_path / "ev.json"
+    train("--model", "fcn_resnest_tiny", "--resume", straight / f"{NAME}-1.params",
+          "--data-dir", composed_data, "--backend", "mxnet", "--json", out, "--no-progress",
+          "-j", "0", script=script("evaluate_segmentation.py"), hooked=False)
+    scored = json.loads(out.read_text())
+    assert scored["images"] == 5 and scored["protocol"] == "single-scale"
+    assert abs(scored["pixAcc"] - rows[-1]["pixAcc"]) < 1e-4     # metrics.jsonl: 4 decimals
+    assert abs(scored["mIoU"] - rows[-1]["mIoU"]) < 1e-4
+
+
+def test_a_bad_pair_stops_both_ranks_in_one_sentence(composed_data, tmp_path):
+    root = tmp_path / "broken"
+    shutil.copytree(composed_data, root)
+    mask = sorted((root / "annotations" / "validation").glob("*.png"))[3]
+    Image.fromarray(np.asarray(Image.open(mask))[:50]).save(mask)
+    proc = _run("--data-dir", root, *TINY, "--batch-size", "4", "--num-epochs", "1",
+                "--save-dir", tmp_path / "run", check=False)
+    # the rank whose share holds the bad pair names it, the other says so; no traceback of
+    # ours (horovodrun adds its own report of the exit codes)
+    assert proc.returncode != 0
+    assert "is 64x50 but its image" in proc.stderr and "must label every pixel" in proc.stderr
+    assert "found a bad image / mask pair" in proc.stderr
+    assert "resnest/gluon/" not in proc.stderr       # no traceback through our code
