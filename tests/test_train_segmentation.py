@@ -1,6 +1,7 @@
 """The segmentation task's pieces one by one: its configuration rules, where its class names
-come from, and the three starts (a classifier's trunk, a segmentation checkpoint of other
-classes, a published model), each checked array by array against the file it loads."""
+come from, every pair checked once over the ranks, and the three starts (a classifier's
+trunk, a segmentation checkpoint of other classes, a published model), each checked array by
+array against the file it loads."""
 import mxnet as mx
 import numpy as np
 import pytest
@@ -9,7 +10,9 @@ from resnest.gluon import get_model
 from resnest.gluon.data.composed import CLASS_NAMES
 from resnest.gluon.train import parse_config
 from resnest.gluon.train.segmentation import SegmentationTask, SegmentationTrainConfig
+from resnest.gluon.utils.distributed import Dist
 from resnest.gluon.utils.errors import UserError
+from _errors import one_sentence
 from _train import ONE
 
 
@@ -130,3 +133,35 @@ def test_pretrained_starts_from_the_published_model_with_fresh_class_layers(
         else:
             np.testing.assert_array_equal(value, saved[key].asnumpy())
     assert fresh == 4 and "auxlayer.block.4., head.block.4. initialised afresh" in said[0]
+
+
+class _TwoRanks(Dist):
+    """Rank ``rank`` of a pretend 2-rank job whose peer succeeds or fails its share."""
+
+    def __init__(self, rank, peer_ok):
+        super().__init__(rank, 2, rank, mx.cpu(), rank == 0)
+        self.peer_ok = peer_ok
+
+    def failed_ranks(self, ok, name):
+        return sorted(({self.rank} if not ok else set()) |
+                      (set() if self.peer_ok else {1 - self.rank}))
+
+
+def test_every_pair_is_checked_once_over_the_ranks(composed_data, tmp_path):
+    """Each rank reads its share of the pairs (rank 0 the first half of the 5 validation
+    images, rank 1 the rest); a bad pair stops its rank with its own sentence, and the other
+    rank with one naming that rank."""
+    import shutil
+    from PIL import Image
+    root = tmp_path / "broken"
+    shutil.copytree(composed_data, root)
+    mask = sorted((root / "annotations" / "validation").glob("*.png"))[4]     # rank 1's share
+    Image.fromarray(np.asarray(Image.open(mask))[:50]).save(mask)
+    task = SegmentationTask(_cfg(root))
+    with pytest.raises(UserError) as err:
+        task.prepare(_TwoRanks(1, peer_ok=True), print)
+    one_sentence(err, mask.stem, "is 64x50 but its image")
+    with pytest.raises(UserError) as err:                   # rank 0's share is fine
+        task.prepare(_TwoRanks(0, peer_ok=False), print)
+    one_sentence(err, "rank(s) 1 found a bad image / mask pair")
+    assert task.prepare(_TwoRanks(0, peer_ok=True), print).val_samples == 5
