@@ -344,3 +344,16 @@ def test_deeplab_resnest50_exports_at_crop_480(tmp_path):
     want = net(x)
     path = export_onnx(net, str(tmp_path / "r50.onnx"), input_size=480)
     assert_close32(onnx_runner(path)(x.asnumpy()), want)
+
+
+def test_macs_count_the_auxiliary_output_too():
+    """count_macs of a model with two outputs counts both: with the auxiliary head, a 64 x 64
+    image adds its two convolutions on the 8 x 8 layer3 map (output stride 8), by hand:
+    3x3 1024 -> 256 and 1x1 256 -> 150."""
+    from resnest.gluon.flops import count_macs
+    macs = {}
+    for aux in (False, True):
+        net = get_model("deeplab_resnest50_ade", aux=aux)
+        net.initialize()
+        macs[aux] = count_macs(net, 64)
+    assert macs[True] - macs[False] == 8 * 8 * (256 * 1024 * 3 * 3 + 150 * 256)
