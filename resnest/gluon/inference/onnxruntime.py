@@ -48,10 +48,10 @@ def onnx_runner(path, threads=None):
 
 def optimize_onnxruntime(net, dtype, calib_data, input_size, batch_size, calib_mode="naive",
                          exclude=ONNX_INT8_EXCLUDE, num_calib_batches=None, threads=None,
-                         workdir=None):
+                         workdir=None, any_size=False):
     """:func:`~resnest.gluon.inference.optimize` for ``backend='onnxruntime'``."""
     require("onnxruntime", "onnxruntime")
     with engine_onnx(net, dtype, calib_data, input_size, batch_size, calib_mode, exclude,
-                     num_calib_batches, threads, workdir) as (path, info):
+                     num_calib_batches, threads, workdir, any_size) as (path, info):
         run = onnx_runner(path, threads)
-    return EngineModel(run, "onnxruntime", dtype, input_size, info)
+    return EngineModel(run, "onnxruntime", dtype, input_size, info, any_size)
