@@ -52,6 +52,7 @@ import numpy as np
 from ..utils.errors import UserError
 from ..utils.io import generated_folder_done, publish_folder, staging_folder
 from ..utils.seed import derive_seed
+from .digits import split_indices
 
 __all__ = ["PHOTOS", "SPLITS", "CLASS_NAMES", "write_composed", "coco_paths", "load_photo",
            "digit_ink", "compose"]
@@ -275,7 +276,6 @@ def write_composed(out_dir, size=256, train_images=300, val_images=100, seed=0,
         raise UserError("the composed data set needs pycocotools for its COCO masks; "
                         "pip install pycocotools.") from None
     from sklearn.datasets import load_digits
-    from .digits import split_indices
     digits = load_digits()
     pools = dict(zip(("train", "val"), split_indices(digits.target, 0.2, seed)))
     staging = staging_folder(out_dir)

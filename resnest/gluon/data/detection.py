@@ -20,6 +20,7 @@ import numpy as np
 
 from ..utils.errors import UserError
 from .transforms import normalize_chw
+from ..pretrained import PRETRAINED, DetectionEval
 
 __all__ = ["DetectionInput", "resized_size", "DetectionTransform", "detection_eval_transform",
            "restore_boxes"]
@@ -79,7 +80,6 @@ class DetectionTransform:
 def detection_eval_transform(model=None, short=None, max_size=None):
     """The evaluation transform of detector ``model``'s published weights (GluonCV's settings
     for models without them), ``short`` / ``max_size`` overriding them."""
-    from ..pretrained import PRETRAINED, DetectionEval
     info = PRETRAINED.get(model)
     base = info.eval if info is not None and isinstance(info.eval, DetectionEval) \
         else DetectionEval()

@@ -20,6 +20,7 @@ import tarfile
 from ..utils.checksum import file_digest
 from ..utils.errors import UserError
 from ..utils.io import write_json
+from .pack import PackOptions
 
 ARCHIVES = {
     'train': ('ILSVRC2012_img_train.tar', '1d675b47d978889d74fa0da5fadfb00e'),
@@ -190,6 +191,5 @@ def rec_settings():
     (skipping it would change the 50,000 images the accuracies are counted over); train
     skips such files.
     """
-    from .pack import PackOptions
     return {'train': (PackOptions(resize=480, quality=95), True),
             'val': (PackOptions(pass_through=True, quality=95, keep_damaged_jpeg=True), False)}

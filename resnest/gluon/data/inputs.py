@@ -16,6 +16,7 @@ from ..utils.errors import UserError
 from ..utils.files import read_regular, walk_files
 from .folder import BadImage, decode_image, is_image_file
 from .recordio import RecordError, read_idx, read_record, unpack_payload
+from .validate import rec_info
 
 __all__ = ["InputItem", "collect_inputs", "ImageInputs"]
 
@@ -44,7 +45,6 @@ def _folder_images(folder):
 
 def _records(rec_path):
     """One item per record of ``rec_path``, in the order of its ``.idx``."""
-    from .validate import rec_info
     rec_info(rec_path)                          # one sentence if the .idx is missing or wrong
     return [InputItem(f"{rec_path}#{key}", rec_path, offset)
             for key, offset in read_idx(rec_path[:-4] + ".idx")]

@@ -26,6 +26,7 @@ import numpy as np
 from ..utils.errors import UserError
 from ..utils.files import read_regular
 from .folder import BadImage, decode_image, is_image_file, jpeg_info
+from ..classes import published_classes
 
 __all__ = ["SegmentationSamples", "read_mask", "SPLIT_FOLDERS"]
 
@@ -130,7 +131,6 @@ def _pairs(image_dir, mask_dir):
 def _class_names(root, classes):
     """``(names or None, K)`` from ``classes`` (a count, names, or a published list's name)
     or from ``root/classes.txt``; the two must agree when both are there."""
-    from ..classes import published_classes
     path = os.path.join(root, "classes.txt")
     in_file = None
     if os.path.isfile(path):

@@ -10,6 +10,7 @@ import cv2
 import numpy as np
 
 from ..utils.errors import UserError
+from ..pretrained import eval_settings
 
 # ImageNet RGB PCA (AlexNet "lighting"): eigenvalues and eigenvectors of the pixel covariance.
 _EIGVAL = np.array([55.46, 4.794, 1.148], dtype=np.float32)
@@ -178,7 +179,6 @@ def eval_transform(model=None, crop_size=None, crop_ratio=None):
     UserError
         A crop size below 32 or a crop ratio outside (0, 1].
     """
-    from ..pretrained import eval_settings
     settings = eval_settings(model, crop_size, crop_ratio)
     if settings.crop_size < 32:
         raise UserError(f"crop size {settings.crop_size} is too small: the models downsample "

@@ -23,6 +23,7 @@ from typing import List, Optional
 import numpy as np
 
 from ..utils.errors import UserError
+from ..models.segmentation.evaluation import single_scale
 
 __all__ = ["SegmentationResult", "pixel_counts", "evaluate_segmentation"]
 
@@ -165,7 +166,6 @@ def evaluate_segmentation(net, loader, classes, dist=None, scores=None, progress
     SegmentationResult
         The same on every rank.
     """
-    from ..models.segmentation.evaluation import single_scale
     scores = scores or single_scale
     correct = labeled = images = 0
     inter, union = np.zeros(classes, np.int64), np.zeros(classes, np.int64)

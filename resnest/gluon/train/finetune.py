@@ -7,6 +7,7 @@ learn faster (``--classifier-lr-mult``) or alone (``--freeze-backbone``: every o
 gets no gradient, and BN uses its stored statistics).
 """
 from ..utils.errors import UserError
+from ..store import read_params
 
 __all__ = ["load_matching", "classifier_params", "set_classifier_lr_mult", "freeze_backbone"]
 
@@ -24,7 +25,6 @@ def load_matching(net, path, ctx, model, new_classifier=False):
         The file is unreadable, or a parameter outside the classifier is missing or of
         another shape (the file holds another architecture's weights).
     """
-    from ..store import read_params
     arrays = read_params(path)
     params = net._collect_params_with_prefix()
     loaded, fresh, wrong = [], [], []
