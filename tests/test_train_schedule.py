@@ -1,9 +1,11 @@
-"""The recipe's schedules against hand calculations: warm-up + cosine LR, the linear scaling
-rule, DropBlock's ramp (also checked against the authors' scheduler in test_layers.py)."""
+"""The recipes' schedules against hand calculations: warm-up + cosine LR, GluonCV's detection
+warm-up + step decay, the linear scaling rule, DropBlock's ramp (also checked against the
+authors' scheduler in test_layers.py)."""
 import numpy as np
 import pytest
 
-from resnest.gluon.train.schedule import dropblock_prob, global_lr, learning_rate
+from resnest.gluon.train.schedule import (dropblock_prob, global_lr, learning_rate,
+                                          step_learning_rate)
 
 
 def test_lr_warmup_then_cosine_to_zero():
@@ -28,3 +30,19 @@ def test_dropblock_ramp_is_linear_to_target():
     assert probs[0] == pytest.approx(0.01) and probs[-1] == pytest.approx(0.1)
     assert np.allclose(np.diff(probs), 0.01)
     assert dropblock_prob(0, 1, 0.1) == pytest.approx(0.1)
+
+
+def test_detection_lr_warms_up_from_a_third_then_decays_at_its_epochs():
+    # GluonCV's COCO recipe for the ResNeSt detectors: 0.02, warm-up 500 iterations from 1/3,
+    # x0.1 at epochs 20 and 24 of 26 (here 1000 steps per epoch).
+    def lr(step):
+        return step_learning_rate(step, 1000, 0.02, 500, 1 / 3, (20, 24), 0.1)
+    assert lr(0) == pytest.approx(0.02 / 3)
+    assert lr(250) == pytest.approx(0.02 * (1 / 3 * 0.5 + 0.5))        # half way: 2/3 of it
+    assert lr(499) == pytest.approx(0.02 * (1 / 3 * (1 / 500) + 499 / 500))
+    assert lr(500) == lr(19999) == pytest.approx(0.02)
+    assert lr(20000) == lr(23999) == pytest.approx(0.002)
+    assert lr(24000) == lr(25999) == pytest.approx(0.0002)
+    # A warm-up longer than an epoch keeps going (GluonCV stops it at the end of epoch 0).
+    assert step_learning_rate(150, 100, 0.3, 300) == pytest.approx(0.3 * (1 / 3 * 0.5 + 0.5))
+    assert step_learning_rate(7, 10, 0.1) == pytest.approx(0.1)         # no warm-up, no decay

@@ -12,7 +12,9 @@ iteration yielding ``(data, label, valid)``):
 
 ``backend='auto'`` picks ``'python'`` when the C++ iterator cannot do what is asked. Evaluation
 always uses :class:`PythonLoader` with :func:`~resnest.gluon.data.transforms.eval_transform`,
-over a ``.rec`` or a class-folder tree (:func:`eval_loader`). Who reads what is decided in
+over a ``.rec`` or a class-folder tree (:func:`eval_loader`). Any other sample source with
+its own transform (detection: images with their boxes) trains through :func:`sample_loader`
+and evaluates through :func:`eval_loader`. Who reads what is decided in
 :mod:`.sharding`.
 """
 import os
@@ -34,16 +36,21 @@ from .validate import rec_info
 from .workers import init_worker, ordered_results, worker_context
 
 __all__ = ["RecordSamples", "FolderSamples", "PythonLoader", "TrainTransform", "train_loader",
-           "eval_loader"]
+           "sample_loader", "eval_loader"]
 
 
 class _Dataset:
     """Item ``(position, seed)`` -> ``(CHW float32, label)``; a batch of items -> stacked
-    numpy arrays (what a worker process sends back)."""
+    numpy arrays (what a worker process sends back).
+
+    A transform with ``pairs = True`` takes the sample's target too, ``transform(image,
+    target, rng) -> (data, target)`` (detection: boxes of images of any size), and its
+    ``collate(samples, allocate)`` makes the batch ``(data, target arrays)``."""
 
     def __init__(self, samples, transform):
         self.samples, self.transform = samples, transform
         self.bgr = getattr(transform, "bgr", False)      # decode in the transform's order
+        self.pairs = getattr(transform, "pairs", False)
 
     def __len__(self):
         return len(self.samples)
@@ -51,10 +58,14 @@ class _Dataset:
     def __getitem__(self, item):
         position, seed = item
         img, label = self.samples.read(position, bgr=self.bgr)
+        if self.pairs:
+            return self.transform(img, label, np.random.RandomState(seed))
         return self.transform(img, np.random.RandomState(seed)), np.float32(label)
 
     def batch(self, items, allocate=np.empty):
         """Stacked ``(data, labels)``; ``data`` is allocated by ``allocate(shape, dtype)``."""
+        if self.pairs:
+            return self.transform.collate([self[item] for item in items], allocate)
         first, label = self[items[0]]
         data = allocate((len(items),) + first.shape, first.dtype)
         labels = np.empty(len(items), np.float32)
@@ -174,7 +185,7 @@ class PythonLoader:
         try:
             with closing(self._batches(batches, ctx)) as stream:
                 for (data, label), count in zip(stream, counts):
-                    yield data, mx.nd.array(label, ctx=ctx), count
+                    yield data, _on_device(label, ctx), count
         except BrokenProcessPool:
             self.close()
             raise UserError("a data loader worker process died (killed or out of memory); "
@@ -200,6 +211,14 @@ class PythonLoader:
     def __del__(self):
         if getattr(self, "_pool", None) is not None:
             self._pool.shutdown(wait=False, cancel_futures=True)
+
+
+def _on_device(label, ctx):
+    """A batch's labels (or tuple of target arrays) as NDArrays on ``ctx``."""
+    import mxnet as mx
+    if isinstance(label, tuple):
+        return tuple(mx.nd.array(a, ctx=ctx) for a in label)
+    return mx.nd.array(label, ctx=ctx)
 
 
 class TrainTransform:
@@ -300,6 +319,16 @@ def train_loader(rec_path, batch_size, input_size=224, rank=0, num_ranks=1, seed
     transform = TrainTransform(input_size, jitter, lighting, policy, min_area, mirror, bgr=True)
     samples = RecordSamples(rec_path)                  # checks the .rec/.idx pair once
     plan = _train_plan(samples.num_samples, batch_size, rank, num_ranks, seed)
+    return PythonLoader(samples, transform, plan, batch_size, num_workers, ctx)
+
+
+def sample_loader(samples, transform, batch_size, rank=0, num_ranks=1, seed=0, num_workers=4,
+                  ctx=None):
+    """Training loader over any sample source (``len`` and ``read(position, bgr)``, e.g.
+    :class:`~.det_samples.DetectionSamples`): the Python path's shard of each epoch's global
+    permutation, a seed per sample; ``transform`` as :class:`PythonLoader` takes it."""
+    _check_batch(batch_size, rank, num_ranks)
+    plan = _train_plan(len(samples), batch_size, rank, num_ranks, seed)
     return PythonLoader(samples, transform, plan, batch_size, num_workers, ctx)
 
 
