@@ -214,11 +214,12 @@ class PythonLoader:
 
 
 def _on_device(label, ctx):
-    """A batch's labels (or tuple of target arrays) as NDArrays on ``ctx``."""
+    """A batch's labels (or tuple of target arrays) as NDArrays on ``ctx``, in their own dtype
+    (a detection batch's image scales are float64)."""
     import mxnet as mx
     if isinstance(label, tuple):
-        return tuple(mx.nd.array(a, ctx=ctx) for a in label)
-    return mx.nd.array(label, ctx=ctx)
+        return tuple(mx.nd.array(a, ctx=ctx, dtype=a.dtype) for a in label)
+    return mx.nd.array(label, ctx=ctx, dtype=label.dtype)
 
 
 class TrainTransform:
