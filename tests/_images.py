@@ -141,3 +141,23 @@ def skimage_photo(name, height, width):
     skdata = pytest.importorskip("skimage.data")
     return np.asarray(Image.fromarray(getattr(skdata, name)()).resize((width, height),
                                                                        Image.BILINEAR))
+
+
+def make_hostile_tree(root):
+    """``root/c0/`` with one good photo and four files that must not be packed (a header
+    declaring 900 Mpx, a PNG decompression bomb, scan data far shorter than its frame, bit
+    rot inside the scan); returns ``root``."""
+    china = photos()[0]
+    photo = jpeg_bytes(china)
+    files = {
+        'good.jpg': jpeg_bytes(china[:120, :160]),
+        'huge_truncated.jpg': with_declared_size(photo, 30000, 30000),
+        'bomb.png': png_bomb(10000, 10000),
+        'short_data.jpg': with_declared_size(photo, 2000, 2000),
+        'flipped.jpg': with_flipped_bytes(photo, len(photo) // 3),
+    }
+    os.makedirs(os.path.join(root, 'c0'))
+    for name, data in files.items():
+        with open(os.path.join(root, 'c0', name), 'wb') as fout:
+            fout.write(data)
+    return root

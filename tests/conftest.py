@@ -1,7 +1,11 @@
-"""Shared fixtures: a deterministic RNG per test, the tiny model quick tests use, and access to
-the other implementations (the authors' unpacked release, GluonCV) the checks compare with."""
+"""Shared set-ups: a deterministic RNG per test, the tiny model quick tests use, access to the
+other implementations (the authors' unpacked release, GluonCV) the checks compare with, the
+real data every data test shares (the digits, packed; photo crops, packed), a model trained
+on the digits, and the shared reference training runs."""
 import os
+import shutil
 import sys
+import types
 
 import mxnet as mx
 import numpy as np
@@ -39,6 +43,20 @@ def randomize_bn(net, x=None):
             param.set_data(mx.nd.random.uniform(0.5, 1.5, shape=param.shape))
 
 
+@pytest.fixture(scope="session")
+def random_tiny():
+    """A random 7-class resnest_tiny whose BN statistics are random too (BN is no identity),
+    a batch of 4 inputs and its MXNet logits: ``(net, x, logits)``; for the inference engines'
+    tests, which must not change it."""
+    from resnest.gluon import get_model
+    mx.random.seed(3)
+    x = mx.nd.random.uniform(-2, 2, shape=(4, 3, 32, 32))
+    net = get_model("resnest_tiny", classes=7)
+    net.initialize(mx.init.Xavier())
+    randomize_bn(net, x)
+    return net, x, net(x).asnumpy()
+
+
 def authors_package(module=None):
     """The authors' resnest 0.0.5 Gluon package (unpacked by ``make setup``), or one of its
     modules (``'model_store'``, ``'dropblock'``).
@@ -55,19 +73,88 @@ def authors_package(module=None):
 
 
 @pytest.fixture(scope="session")
-def digits_data(tmp_path_factory):
-    """scikit-learn's real digits at 32x32: ``(root, train batches, val batches)``, batches of
-    ``(data, label, valid)`` with the published normalisation, decoded once."""
-    from resnest.gluon.data import FolderSamples, eval_loader, eval_transform, write_digits
+def photo_rec(tmp_path_factory):
+    """21 crops (40x56) of scikit-learn's two sample photos in 3 classes of 7, packed in
+    shuffled order by the project's packer: the path of the .rec (with .idx, .lst,
+    .classes.txt beside it)."""
+    from _images import make_class_tree
+    from resnest.gluon.data import pack_records, plan_image_folder
+    root = tmp_path_factory.mktemp("photos")
+    make_class_tree(str(root / "img"), classes=3, per_class=7, size=(40, 56))
+    entries, classes = plan_image_folder(str(root / "img"), shuffle=True)
+    pack_records(str(root / "img"), entries, str(root / "d"), classes=classes)
+    return str(root / "d.rec")
+
+
+@pytest.fixture(scope="session")
+def awkward_pack(tmp_path_factory):
+    """Real photos with every awkward case a collection has (``_images.make_awkward_tree``)
+    packed by the project's packer at a shorter side of 64 px: ``(root, good, bad, prefix)``,
+    the tree in ``root / 'images'``."""
+    from _images import make_awkward_tree
+    from resnest.gluon.data import PackOptions, pack_records, plan_image_folder
+    root = tmp_path_factory.mktemp("awkward")
+    good, bad = make_awkward_tree(str(root / "images"))
+    prefix = str(root / "out" / "w1")
+    entries, classes = plan_image_folder(str(root / "images"))
+    pack_records(str(root / "images"), entries, prefix, PackOptions(resize=64),
+                 classes=classes)
+    return root, good, bad, prefix
+
+
+@pytest.fixture(scope="session")
+def digits(tmp_path_factory):
+    """The one real-digits set-up of the suite: scikit-learn's 1,797 digits at 32x32 as
+    class folders (``images/train``: 1,438, ``images/val``: 359, ``write_digits``' split) and
+    both splits packed by the project's packer (``train.rec``, shuffled; ``val.rec``, in
+    folder order), with .idx, .lst and .classes.txt beside them. Read it, never write into
+    it; :func:`digits_subset` copies a part of it for a test."""
+    from resnest.gluon.data import PackOptions, pack_records, plan_image_folder, write_digits
     root = tmp_path_factory.mktemp("digits")
     write_digits(str(root / "images"), size=32)
+    for split in ("train", "val"):
+        folder = str(root / "images" / split)
+        entries, classes = plan_image_folder(folder, shuffle=split == "train")
+        pack_records(folder, entries, str(root / split), PackOptions(pass_through=True),
+                     classes=classes)
+    return types.SimpleNamespace(root=root, images=root / "images", train=root / "images" /
+                                 "train", val=root / "images" / "val",
+                                 train_rec=str(root / "train.rec"),
+                                 val_rec=str(root / "val.rec"))
+
+
+def digits_subset(digits, dest, classes=range(10), train_per_class=None, val_per_class=None):
+    """Copy the first ``train_per_class`` / ``val_per_class`` images (all when None) of each
+    digit in ``classes`` from the shared set-up (:func:`digits`) to ``dest/{train,val}/``;
+    returns ``dest``."""
+    for split, count in (("train", train_per_class), ("val", val_per_class)):
+        for digit in classes:
+            src = digits.images / split / str(digit)
+            os.makedirs(os.path.join(dest, split, str(digit)))
+            for name in sorted(os.listdir(src))[:count]:
+                shutil.copy(src / name, os.path.join(dest, split, str(digit), name))
+    return dest
+
+
+@pytest.fixture(scope="session")
+def digits_data(digits):
+    """The shared digits (:func:`digits`) decoded once at 32x32: ``(root, train batches, val
+    batches)``, batches of ``(data, label, valid)`` with the published normalisation."""
+    from resnest.gluon.data import FolderSamples, eval_loader, eval_transform
     transform = eval_transform(crop_size=32, crop_ratio=1.0)
     batches = {}
     for split in ("train", "val"):
-        loader = eval_loader(FolderSamples(str(root / "images" / split)), 64, transform,
+        loader = eval_loader(FolderSamples(str(digits.images / split)), 64, transform,
                              num_workers=0)
         batches[split] = list(loader)
-    return root, batches["train"], batches["val"]
+    return digits.root, batches["train"], batches["val"]
+
+
+@pytest.fixture(scope="session")
+def reference_runs(tmp_path_factory):
+    """The shared uninterrupted training runs (:class:`_runs.ReferenceRuns`)."""
+    from _runs import ReferenceRuns
+    return ReferenceRuns(tmp_path_factory.mktemp("reference-runs"))
 
 
 @pytest.fixture(scope="session")

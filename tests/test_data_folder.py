@@ -2,15 +2,17 @@
 checked against PIL on real photos saved in each mode: transparency of every kind on white
 (computed by PIL's own ``alpha_composite``), 16-bit samples by their high byte, and the modes
 that have no exact 8-bit reading refused with their reason, as are images too small to use;
-class folders with names that cannot be listed are refused."""
+class folders with names that cannot be listed are refused; a truncated or damaged JPEG is
+refused, and libjpeg's warnings are read without swallowing anyone else's stderr."""
 import io
+import os
 
 import numpy as np
 import pytest
 from PIL import Image
 
-from _images import photos
-from resnest.gluon.data.folder import BadImage, decode_image, scan_class_folders
+from _images import jpeg_bytes, photos, with_flipped_bytes
+from resnest.gluon.data.folder import BadImage, decode_image, jpeg_info, scan_class_folders
 from resnest.gluon.utils.errors import UserError
 
 
@@ -118,3 +120,35 @@ def test_class_folders_whose_names_cannot_be_listed_are_refused(tmp_path):
     (tmp_path / "bird").mkdir()
     with pytest.raises(UserError, match=r"'cat\\tdog', cannot be a class name: it holds a tab"):
         scan_class_folders(str(tmp_path))
+
+
+def test_truncated_jpeg_detected_and_reduced_decode_keeps_size():
+    from io import BytesIO
+    from PIL import Image
+    buf = BytesIO()
+    Image.fromarray(np.zeros((400, 600, 3), np.uint8)).save(buf, 'JPEG')
+    data = buf.getvalue()
+    assert jpeg_info(data)['complete'] and jpeg_info(data)['height'] == 400
+    with pytest.raises(BadImage):
+        decode_image(data[:-100])
+    assert decode_image(data, min_side=100).shape[:2] == (100, 150)  # 1/4 scale suffices
+    assert decode_image(data, min_side=101).shape[:2] == (200, 300)
+
+
+def test_decode_warning_capture_keeps_other_stderr_output(capfd):
+    from resnest.gluon.data import folder
+    photo = jpeg_bytes(photos()[1])
+    with pytest.raises(BadImage, match='Corrupt JPEG data'):
+        decode_image(with_flipped_bytes(photo, len(photo) // 2))
+    assert decode_image(photo).shape == (427, 640, 3)
+    original = folder.cv2.imdecode
+
+    def chatty(buf, flag):                          # another thread printing meanwhile
+        os.write(2, b'unrelated message\n')
+        return original(buf, flag)
+    folder.cv2.imdecode = chatty
+    try:
+        decode_image(photo)
+    finally:
+        folder.cv2.imdecode = original
+    assert capfd.readouterr().err == 'unrelated message\n'

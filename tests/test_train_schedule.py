@@ -1,8 +1,11 @@
 """The recipes' schedules against hand calculations: warm-up + cosine LR, GluonCV's detection
-warm-up + step decay, the linear scaling rule, DropBlock's ramp (also checked against the
-authors' scheduler in test_layers.py)."""
+warm-up + step decay, the linear scaling rule, DropBlock's ramp also against the authors'
+scheduler."""
+import mxnet as mx
 import numpy as np
 import pytest
+
+from conftest import authors_package
 
 from resnest.gluon.train.schedule import (dropblock_prob, global_lr, learning_rate,
                                           step_learning_rate)
@@ -46,3 +49,15 @@ def test_detection_lr_warms_up_from_a_third_then_decays_at_its_epochs():
     # A warm-up longer than an epoch keeps going (GluonCV stops it at the end of epoch 0).
     assert step_learning_rate(150, 100, 0.3, 300) == pytest.approx(0.3 * (1 / 3 * 0.5 + 0.5))
     assert step_learning_rate(7, 10, 0.1) == pytest.approx(0.1)         # no warm-up, no decay
+
+
+def test_the_probability_ramp_is_the_authors_scheduler():
+    module = authors_package("dropblock")
+    net = mx.gluon.nn.HybridSequential()
+    net.add(module.DropBlock(0.0, 3, 4, 8, 8))
+    for num_epochs in (1, 5, 270):
+        scheduler = module.DropBlockScheduler(net, 0, 0.1, num_epochs)
+        epochs = {0, num_epochs // 2, num_epochs - 1} | ({1} if num_epochs > 1 else set())
+        for epoch in sorted(epochs):
+            scheduler(epoch)
+            assert dropblock_prob(epoch, num_epochs, 0.1) == pytest.approx(net[0].drop_prob)

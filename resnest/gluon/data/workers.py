@@ -14,6 +14,7 @@ parent's life, and read in order.
 import multiprocessing
 import os
 import signal
+import sys
 from collections import deque
 from concurrent.futures import ProcessPoolExecutor
 
@@ -47,7 +48,11 @@ def worker_context(shared_memory=False):
         threads = len(os.listdir('/proc/self/task'))
     except OSError:
         threads = 0
-    if 0 < threads <= 4 and 'fork' in multiprocessing.get_all_start_methods():
+    # An initialised Horovod runs exactly 4 threads before MXNet's first operation (main,
+    # background loop, two Gloo loops): the thread count alone would fork it.
+    hvd = sys.modules.get('horovod.mxnet')
+    horovod = hvd is not None and hvd.is_initialized()
+    if 0 < threads <= 4 and not horovod and 'fork' in multiprocessing.get_all_start_methods():
         return multiprocessing.get_context('fork')
     context = multiprocessing.get_context('forkserver')
     context.set_forkserver_preload([__name__, 'cv2', 'numpy'])

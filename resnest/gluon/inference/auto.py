@@ -83,8 +83,8 @@ FACTS = (
 )
 
 # Measured top-1 agreement (%) of each engine's default int8 with its float32, on 2,380
-# held-out real photo patches (README "int8 you can trust", Zen 4); tests/test_int8.py holds
-# every machine the suite runs on to >= 99%.
+# held-out real photo patches (docs/inference.md "int8 you can trust", Zen 4);
+# tests/test_inference_quantize.py holds every machine the suite runs on to >= 99%.
 INT8_AGREEMENT = {"mxnet": 99.58, "onnxruntime": 99.66, "openvino": 99.54}
 INT8_MIN_AGREEMENT = 99.0
 

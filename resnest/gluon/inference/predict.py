@@ -123,7 +123,7 @@ def _calibrated(net, batches, cfg, crop, batch_size, log):
         raise UserError("int8 needs images to calibrate on, and none of the inputs could be "
                         "read; use --dtype float32.")
     if log:
-        log(f"int8 ({cfg.backend}): calibrating on {sum(len(b[1]) for b in head)} of the "
+        log(f"int8: calibrating on {sum(len(b[1]) for b in head)} of the "
             f"input images themselves (the first {len(calib)} batch(es) of {batch_size}; "
             "--calib-batches).")
     fast = optimize(net, "int8", backend=cfg.backend, calib_data=calib, input_size=crop,

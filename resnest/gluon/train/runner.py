@@ -13,6 +13,7 @@ supplies the data, the model, the recipe and the evaluation; everything else is 
   weights and optimizer state), write the checkpoint (when due), then evaluate, so a failing
   evaluation never costs the epoch.
 """
+import contextlib
 import dataclasses
 import glob
 import os
@@ -22,7 +23,7 @@ import uuid
 
 import mxnet as mx
 
-from ..checkpoint import CheckpointRecord, list_checkpoints, write_checkpoint
+from ..checkpoint import CheckpointRecord, checkpoint_paths, write_checkpoint
 from ..models import model_task
 from ..utils.distributed import Watchdog, setup_distributed
 from ..utils.errors import UserError
@@ -238,13 +239,20 @@ def _array_writer(save):
 
 def _remove_step_checkpoints(folder, model, task, keep):
     """Delete the mid-epoch checkpoints but the one whose JSON is ``keep`` (by name, nothing
-    hashed); the JSON goes first, so a half-deleted checkpoint never looks complete."""
-    for path, _, step in list_checkpoints(folder, model, task):
-        if step is not None and os.path.abspath(path) != os.path.abspath(keep):
-            for ext in (".json", ".params", ".states"):
-                stem = path[:-len(".json")]
-                for leftover in glob.glob(glob.escape(stem) + ext):
-                    os.remove(leftover)
+    hashed). The JSON goes first, so a half-deleted checkpoint never looks complete; a kill
+    right after it leaves a ``.params``/``.states`` pair, which the next call finds by name."""
+    keep_stem = os.path.abspath(keep)[:-len(".json")]
+    stem = checkpoint_paths(folder, model, 0, 0, task)["json"][:-len("-0-step0.json")]
+    stems = set()
+    for path in glob.glob(glob.escape(stem) + "-*-step*.*"):
+        base, ext = os.path.splitext(os.path.abspath(path))
+        tail = base[len(os.path.abspath(stem)):]
+        if ext in (".json", ".params", ".states") and re.fullmatch(r"-\d+-step\d+", tail):
+            stems.add(base)
+    for base in sorted(stems - {keep_stem}):
+        for ext in (".json", ".params", ".states"):
+            with contextlib.suppress(FileNotFoundError):
+                os.remove(base + ext)
 
 
 def evaluation_copy(task, dist, net, data):

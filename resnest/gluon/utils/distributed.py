@@ -5,6 +5,7 @@ Everything else talks to :class:`Dist`, so a single process runs the very same c
 into a non-zero exit within a bounded time instead of a job that hangs forever.
 """
 import os
+import pickle
 import sys
 import threading
 import time
@@ -63,9 +64,25 @@ class Dist:
         return self.allreduce_start(values, name).asnumpy()
 
     def broadcast_parameters(self, params):
-        """Copy rank 0's values of ``params`` (a ParameterDict) to every rank."""
-        if self.hvd is not None:
-            self.hvd.broadcast_parameters(params, root_rank=0)
+        """Copy rank 0's values of ``params`` (a ParameterDict) to every rank; a parameter
+        whose initialisation is deferred gets them as soon as it is initialised."""
+        if self.hvd is None:
+            return
+        ready = []
+        for key, param in sorted(params.items()):
+            try:
+                ready.append(param.data())
+            except mx.gluon.parameter.DeferredInitializationError:
+                self._broadcast_once_initialised(param, f"params.{key}")
+        self.broadcast_arrays(ready, "params")
+
+    def _broadcast_once_initialised(self, param, name):
+        init_impl = param._init_impl
+
+        def init_then_broadcast(*args, **kwargs):
+            init_impl(*args, **kwargs)
+            self.broadcast_arrays([param.data()], name)
+        param._init_impl = init_then_broadcast
 
     def average_in_place(self, arrays, name):
         """Replace each NDArray by its mean over all ranks (e.g. BN running statistics)."""
@@ -93,13 +110,19 @@ class Dist:
         return [int(r) for r in np.nonzero(self.allreduce_sum(flags, name))[0]]
 
     def broadcast_arrays(self, arrays, name):
-        """Overwrite each NDArray with rank 0's values. A copy in MXNet's default layout is
-        sent (Horovod cannot read arrays that oneDNN keeps in its own layout)."""
+        """Overwrite each NDArray, on every rank, with rank 0's values.
+
+        Sent as a sum to which the other ranks add zeros (exact; -0.0 arrives as +0.0),
+        never with Horovod's broadcast: with MXNet, Horovod 0.28's broadcast enqueue reads
+        the op's name after the background thread may have completed the op and freed it
+        (SIGSEGV on a loaded machine). A copy in MXNet's default layout is sent (Horovod
+        cannot read arrays that oneDNN keeps in its own layout).
+        """
         if self.hvd is None:
             return
         for i, arr in enumerate(arrays):
-            tmp = arr.copy()
-            self.hvd.broadcast_(tmp, root_rank=0, name=f"{name}.{i}")
+            tmp = arr.copy() if self.is_root else mx.nd.zeros_like(arr)
+            self.hvd.allreduce_(tmp, op=self.hvd.Sum, name=f"{name}.{i}")
             arr[:] = tmp
 
     def gather_objects(self, obj, name):
@@ -109,10 +132,16 @@ class Dist:
         return self.hvd.allgather_object(obj, name=name)
 
     def broadcast_object(self, obj, name):
-        """Rank 0's ``obj`` (picklable) on every rank."""
+        """Rank 0's ``obj`` (picklable) on every rank (through :meth:`broadcast_arrays`)."""
         if self.hvd is None:
             return obj
-        return self.hvd.broadcast_object(obj, root_rank=0, name=name)
+        data = pickle.dumps(obj) if self.is_root else b""
+        size = int(self.allreduce_sum([len(data)], f"{name}.size")[0])
+        buf = mx.nd.array(np.frombuffer(data, np.uint8) if self.is_root
+                          else np.zeros(size, np.uint8), dtype="uint8")
+        self.broadcast_arrays([buf], f"{name}.bytes")
+        received = buf.asnumpy().tobytes()      # rank 0 waits too: nothing left in flight
+        return obj if self.is_root else pickle.loads(received)
 
 
 def setup_distributed(no_cuda=False, timeout=1800.0, num_gpus=None):

@@ -1,41 +1,13 @@
-"""SplitAttentionConv and DropBlock on their own."""
+"""DropBlock (:mod:`resnest.gluon.layers.dropblock`) on its own: the authors' layer's statistics
+in batch mode, per-sample masks in sample mode, square blocks at any resolution, an identity in
+inference, and its probability changed in place in a hybridized network."""
 import mxnet as mx
 import numpy as np
 import pytest
 from mxnet import autograd
 
-from conftest import authors_package, randomize_bn
-from resnest.gluon import DropBlock, SplitAttentionConv, get_model, set_drop_prob
-from resnest.gluon.train.schedule import dropblock_prob
-
-
-@pytest.mark.parametrize("radix,groups", [(1, 1), (2, 1), (4, 1), (1, 2), (2, 2), (4, 2), (3, 2)])
-def test_split_attention_hybrid_equals_imperative(radix, groups):
-    layer = SplitAttentionConv(24, groups=groups, radix=radix, in_channels=24)
-    layer.initialize(mx.init.Xavier())
-    x = mx.nd.random.uniform(shape=(3, 24, 9, 7))
-    randomize_bn(layer, x)
-    want = layer(x).asnumpy()
-    assert want.shape == (3, 24, 9, 7)
-    layer.hybridize()
-    np.testing.assert_allclose(layer(x).asnumpy(), want, rtol=1e-5, atol=1e-6)
-
-
-def test_split_attention_rejects_indivisible_groups():
-    with pytest.raises(ValueError, match="divisible"):
-        SplitAttentionConv(16, groups=4, radix=3, in_channels=16)
-
-
-def test_split_attention_is_a_convex_mix_of_the_splits():
-    # With radix 2 the output is a*s0 + (1-a)*s1 per channel: it lies between the two splits.
-    layer = SplitAttentionConv(8, radix=2, in_channels=8)
-    layer.initialize(mx.init.Xavier())
-    x = mx.nd.random.uniform(shape=(2, 8, 5, 5))
-    out = layer(x).asnumpy()
-    act = mx.nd.relu(layer.bn(layer.conv(x))).asnumpy()
-    lo, hi = np.minimum(act[:, :8], act[:, 8:]), np.maximum(act[:, :8], act[:, 8:])
-    assert (out >= lo - 1e-5).all() and (out <= hi + 1e-5).all()
-    assert not np.allclose(out, act[:, :8])
+from conftest import authors_package
+from resnest.gluon import DropBlock, get_model, set_drop_prob
 
 
 def _train(block, x):
@@ -74,18 +46,6 @@ def test_batch_mode_matches_the_authors_dropblock(size):
     per_sample = _draws(DropBlock(0.1, 3, mode="sample"), shape, 300)
     corner = (per_sample == 0).mean(axis=(0, 1, 2))[0, 0]
     assert corner < 0.5 * freq_a[0, 0]
-
-
-def test_the_probability_ramp_is_the_authors_scheduler():
-    module = authors_package("dropblock")
-    net = mx.gluon.nn.HybridSequential()
-    net.add(module.DropBlock(0.0, 3, 4, 8, 8))
-    for num_epochs in (1, 5, 270):
-        scheduler = module.DropBlockScheduler(net, 0, 0.1, num_epochs)
-        epochs = {0, num_epochs // 2, num_epochs - 1} | ({1} if num_epochs > 1 else set())
-        for epoch in sorted(epochs):
-            scheduler(epoch)
-            assert dropblock_prob(epoch, num_epochs, 0.1) == pytest.approx(net[0].drop_prob)
 
 
 @pytest.mark.parametrize("hybrid", [False, True])

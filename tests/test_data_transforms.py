@@ -127,3 +127,30 @@ def test_the_eval_loader_equals_the_authors_record_pipeline(tmp_path, crop):
                      for i in range(len(theirs))])
     assert got.shape == want.shape == (len(SIZES), 3, crop, crop)
     _close(got, want)
+
+
+def test_fused_color_jitter_lighting_normalize_equals_the_steps():
+    from resnest.gluon.data.transforms import color_normalize_chw
+    img = photos()[1][:48, :40]
+    mean, std = (0.485, 0.456, 0.406), (0.229, 0.224, 0.225)
+    grey = np.array([0.299, 0.587, 0.114])
+    eigval = np.array([55.46, 4.794, 1.148])
+    eigvec = np.array([[-0.5675, 0.7192, 0.4009], [-0.5808, -0.0045, -0.8140],
+                       [-0.5836, -0.6948, 0.4203]])
+    for seed in range(6):
+        rng = np.random.RandomState(seed)        # the steps one by one, in float64
+        out = img.astype(np.float64)
+        for op in rng.permutation(3):
+            f = 1 + rng.uniform(-0.4, 0.4)
+            if op == 0:
+                out = out * f
+            elif op == 1:
+                out = out * f + (out @ grey).mean() * (1 - f)
+            else:
+                out = out * f + (out @ grey)[:, :, None] * (1 - f)
+        out = np.clip(out, 0, 255)
+        out = out + eigvec @ (rng.normal(0, 0.1, size=3) * eigval)
+        want = ((out / 255 - mean) / std).transpose(2, 0, 1)
+        got = color_normalize_chw(img, 0.4, 0.1, mean, std, np.random.RandomState(seed))
+        assert got.dtype == np.float32 and got.shape == (3, 48, 40)
+        assert np.abs(got - want).max() < 1e-3

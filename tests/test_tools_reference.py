@@ -55,7 +55,7 @@ def test_a_missing_reference_fails_under_make_test_and_skips_otherwise(tmp_path,
     env = dict(os.environ, RESNEST_AUTHORS_DIR=str(tmp_path / "nothing"),
                RESNEST_REQUIRE_REFERENCE=required)
     proc = subprocess.run([sys.executable, "-m", "pytest", "-q", "-rs", "-p", "no:cacheprovider",
-                           os.path.join(REPO, "tests", "test_reference.py") +
+                           os.path.join(REPO, "tests", "test_tools_reference.py") +
                            "::test_same_logits_as_authors[resnest50]"],
                           env=env, capture_output=True, text=True, timeout=300, cwd=REPO)
     assert f"1 {outcome}" in proc.stdout, proc.stdout[-2000:]
