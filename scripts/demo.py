@@ -5,8 +5,13 @@
 Stages: write the digits as a class-folder tree -> pack train/val RecordIO with im2rec.py ->
 train with `horovodrun -np 2 --gloo` (the published recipe's pieces) -> verify.py on the final
 checkpoint -> predict.py on a few held-out images -> benchmark.py: measured top-1 and latency per
-inference engine and dtype -> a report. The data set is reused between runs; each run gets a
-fresh folder under ``runs/`` and nothing is overwritten.
+inference engine and dtype -> with ``--detection``, a detector fine-tuned on the composed
+real-pixel set, from scratch and from a classifier's backbone at equal steps
+(``scripts/demo_detection.py``) -> a report. The data set is reused between runs; each run gets
+a fresh folder under ``runs/`` and nothing is overwritten.
+
+    python scripts/demo.py --detection                   # everything
+    python scripts/demo.py --detection-only --detection-backbone CLASSIFIER.params
 """
 import argparse
 import collections
@@ -20,6 +25,9 @@ import time
 HERE = os.path.dirname(os.path.abspath(__file__))
 REPO = os.path.dirname(HERE)
 sys.path.insert(0, REPO)                                   # tools/
+sys.path.insert(0, HERE)                                   # demo_detection
+
+import demo_detection  # noqa: E402
 
 
 def parse_args(argv):
@@ -39,7 +47,12 @@ def parse_args(argv):
     p.add_argument("--benchmark-backends", nargs="+",
                    default=["mxnet", "onnxruntime", "openvino"])
     p.add_argument("--skip-benchmark", action="store_true")
-    return p.parse_args(argv)
+    demo_detection.add_arguments(p)
+    args = p.parse_args(argv)
+    if args.detection_only and not args.detection_backbone:
+        p.error("--detection-only needs --detection-backbone (the classifier stages are skipped)")
+    args.detection = args.detection or args.detection_only
+    return args
 
 
 STAGES = 7
@@ -48,6 +61,24 @@ _RANK_LINE = re.compile(r"^\[(\d+)\]<(?:stdout|stderr)>:(.*)$")
 
 def stage(number, title):
     print(f"\n=== [{number}/{STAGES}] {title} ===", flush=True)
+
+
+def _detection_only(args, py, bindir, t0):
+    """``--detection-only``: the detection stage and its report."""
+    global STAGES
+    STAGES = 2
+    out = new_run_dir(args.runs_dir)
+    print(f"\nrun folder: {out}")
+    stage(1, "detection: fine-tune a Faster R-CNN on the composed real-pixel set")
+    folder = demo_detection.detection_stage(args, py, bindir, out, None, None, run, stage)
+    stage(2, "report")
+    from tools.report import detection_lines
+    text = "\n".join(detection_lines(folder) +
+                     [f"time: whole demo {(time.time() - t0) / 60:.1f} min"])
+    print(text)
+    with open(os.path.join(out, "report.txt"), "w") as f:
+        f.write(text + "\n")
+    return 0
 
 
 def run(cmd):
@@ -132,6 +163,10 @@ def main(argv=None):
     py = sys.executable
     bindir = os.path.dirname(py)
     t0 = time.time()
+    if args.detection_only:
+        return _detection_only(args, py, bindir, t0)
+    global STAGES
+    STAGES = 8 if args.detection else 7
     rec = prepare_data(args, py)
     out = new_run_dir(args.runs_dir)
     print(f"\nrun folder: {out}")
@@ -168,11 +203,16 @@ def main(argv=None):
              "1.0", "--batch-sizes", "1", "16", "--backends"] + args.benchmark_backends +
             ["--dtypes"] + args.benchmark_dtypes +
             ["--json", bench_json, "--chart", os.path.join(out, "accuracy_latency.png")])
-    stage(7, "report")
+    detection = None
+    if args.detection:
+        stage(7, "detection: fine-tune a Faster R-CNN on the composed real-pixel set")
+        detection = demo_detection.detection_stage(args, py, bindir, out, rec, params, run,
+                                                   stage)
+    stage(STAGES, "report")
     from tools.report import demo_report
     text = demo_report(out, train_dir, verify_json, bench_json if not args.skip_benchmark
                        else None, total_s=time.time() - t0, train_s=train_s,
-                       predict_json=predict_json)
+                       predict_json=predict_json, detection_dir=detection)
     print(text)
     with open(os.path.join(out, "report.txt"), "w") as f:
         f.write(text + "\n")
