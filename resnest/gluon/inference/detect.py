@@ -8,9 +8,9 @@ on. Each image is resized as the weights are evaluated (GluonCV's ``resize_short
 alone (images come in every size) and its detections scoring at least ``--threshold`` are
 mapped back onto the original image (:func:`~resnest.gluon.data.detection.image_detections`).
 
-Detectors run on MXNet in float32: their proposal, NMS and RoIAlign operators are MXNet's
-own contrib operators, which the ONNX and OpenVINO engines of :mod:`.optimize` do not take
-(``docs/detection.md``).
+Detectors run on MXNet in float32: :func:`~.optimize.optimize` does export a detector to the
+ONNX and OpenVINO engines, but those give wrong class ids (scores and boxes agree with MXNet)
+and take one input shape where each image has its own size (``docs/detection.md``).
 """
 import os
 from collections import Counter
@@ -31,8 +31,8 @@ from .load_detection import detector_transform, load_detector
 
 __all__ = ["DetectConfig", "Detected", "detect", "picture_names", "ENGINE"]
 
-ENGINE = ("mxnet", "detectors run on MXNet's own proposal, NMS and RoIAlign operators, which "
-          "the ONNX and OpenVINO engines do not take")
+ENGINE = ("mxnet", "the ONNX and OpenVINO exports of a detector give wrong class ids and take "
+          "one input shape, see docs/detection.md")
 
 
 @dataclass
