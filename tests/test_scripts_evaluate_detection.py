@@ -144,6 +144,17 @@ def test_bad_input_is_one_sentence(case, tmp_path):
             _main(*_args(case, _edited(case, tmp_path, edit)))
 
 
+def test_an_image_of_another_size_is_one_sentence(case, tmp_path):
+    import shutil
+    images = tmp_path / "images"
+    shutil.copytree(case["images"], images)
+    Image.open(images / "photo3.png").resize((50, 40)).save(images / "photo3.png")
+    args = _args(case)
+    args[args.index("--images") + 1] = images
+    with pytest.raises(UserError, match="photo3.png is 50x40 but .* says"):
+        _main(*args)
+
+
 def test_a_file_of_another_model_is_one_sentence(case, tmp_path):
     other = _detector("mask_rcnn_fpn_resnest_tiny", NAMES, str(tmp_path / "mask.params"))
     args = _args(case)

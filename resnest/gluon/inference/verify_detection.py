@@ -27,7 +27,7 @@ from .config import InferenceConfig
 from .detect import ENGINE
 from .load_detection import detector_transform, load_detector
 
-__all__ = ["DetectionVerifyConfig", "verify_detection"]
+__all__ = ["DetectionVerifyConfig", "check_images", "verify_detection"]
 
 
 @dataclass
@@ -65,6 +65,35 @@ def _samples(cfg):
     return coco, DetectionSamples(coco, training=False)
 
 
+def _header_problem(coco, index):
+    """Why image ``index`` cannot be scored (unreadable, or not the size its record gives, upright
+    by EXIF as the decoder turns it), from its header alone; None when it is fine."""
+    from PIL import Image, UnidentifiedImageError
+    path, record = coco.path(index), coco.coco.imgs[coco.image_ids[index]]
+    try:
+        with Image.open(path) as img:
+            width, height = img.size
+            if img.getexif().get(0x0112, 1) in (5, 6, 7, 8):     # EXIF: turned by 90 degrees
+                width, height = height, width
+    except (OSError, UnidentifiedImageError) as err:
+        return f"cannot read image {path}: {err}; give readable images."
+    if (height, width) != (record["height"], record["width"]):
+        return (f"image {path} is {width}x{height} but {coco.annotation_file} says "
+                f"{record['width']}x{record['height']}; give the images these annotations "
+                "were made on.")
+    return None
+
+
+def check_images(coco, dist):
+    """Every image readable and of its record's size, each rank checking a share; the first
+    problem stops every rank with the same sentence (no rank is left waiting for another)."""
+    mine = next((p for p in (_header_problem(coco, i)
+                             for i in range(dist.rank, len(coco), dist.size)) if p), None)
+    problem = next((p for p in dist.gather_objects(mine, "det_eval.images") if p), None)
+    if problem:
+        raise UserError(problem)
+
+
 def verify_detection(cfg, dist, log=None):
     """COCO mAP of ``cfg``'s detector on ``cfg.annotations``, over the ranks of ``dist``.
 
@@ -78,6 +107,7 @@ def verify_detection(cfg, dist, log=None):
     coco, samples = _samples(cfg)
     if log and dist.is_root:
         log(coco.report())
+    check_images(coco, dist)
     loaded = load_detector(cfg.model, cfg.weights, ctx=dist.ctx)
     transform = detector_transform(loaded, cfg.short, cfg.max_size)
     loaded.net.hybridize(static_alloc=True)
