@@ -101,7 +101,7 @@ def test_the_loader_batches_detection_samples_alike_with_any_worker_count(tmp_pa
     from resnest.gluon.data.coco import CocoSamples
     from resnest.gluon.data.composed import coco_paths, write_composed
     from resnest.gluon.data.det_samples import DetectionSamples
-    from resnest.gluon.data.loaders import sample_loader
+    from resnest.gluon.data.loaders import PythonLoader, train_plan
     pytest.importorskip("pycocotools")
     root = str(tmp_path / "set")
     write_composed(root, size=96, train_images=6, val_images=2, seed=1, objects=(1, 3),
@@ -110,8 +110,8 @@ def test_the_loader_batches_detection_samples_alike_with_any_worker_count(tmp_pa
     transform = DetectionTrainTransform((64, 96), 160)
     runs = []
     for workers in (0, 2):
-        loader = sample_loader(samples, transform, 2, rank=1, num_ranks=2, seed=3,
-                               num_workers=workers)
+        loader = PythonLoader(samples, transform, train_plan(len(samples), 2, 1, 2, 3), 2,
+                              workers)
         loader.set_epoch(1)
         runs.append([(d.asnumpy(), [t.asnumpy() for t in target], n)
                      for d, target, n in loader])

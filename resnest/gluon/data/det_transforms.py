@@ -88,7 +88,7 @@ class DetectionTrainTransform:
     """The training transform for the loader (picklable): ``(image, target, rng) -> (data,
     target)``, batched by :func:`pad_batch`."""
 
-    pairs = True                       # takes the sample's target, not a class label
+    joint = True                       # takes the sample's target, not a class label
 
     def __init__(self, train_short, max_size, flip_p=0.5, mean=IMAGENET_MEAN, std=IMAGENET_STD):
         _short_range(train_short)
@@ -110,7 +110,7 @@ class DetectionEvalSample:
     scale, resized height, resized width])`` through a :class:`~.detection.
     DetectionTransform`."""
 
-    pairs = True
+    joint = True
 
     def __init__(self, transform):
         self.transform = transform

@@ -6,8 +6,8 @@ The short side goes to ``short`` unless the long side would then exceed ``max_si
 case the long side goes to ``max_size``; the size is rounded half to even, the image resized by
 OpenCV (``cv2.resize``, what GluonCV's ``mx.image.imresize`` wraps: equal pixel for pixel,
 tested; bilinear), then scaled to [0, 1] and normalised with the ImageNet mean and std. No
-MXNet is needed, so the loader's worker processes do not import it. Detected boxes are clipped to the
-resized image and multiplied by ``scale = original height / resized height``, as GluonCV's
+MXNet is needed, so the loader's worker processes do not import it. Detected boxes are clipped
+to the resized image and multiplied by ``scale = original height / resized height``, as GluonCV's
 evaluation does.
 
 >>> transform = detection_eval_transform("faster_rcnn_fpn_resnest50_coco")

@@ -12,9 +12,7 @@ iteration yielding ``(data, label, valid)``):
 
 ``backend='auto'`` picks ``'python'`` when the C++ iterator cannot do what is asked. Evaluation
 always uses :class:`PythonLoader` with :func:`~resnest.gluon.data.transforms.eval_transform`,
-over a ``.rec`` or a class-folder tree (:func:`eval_loader`). Any other sample source with
-its own transform (detection: images with their boxes) trains through :func:`sample_loader`
-and evaluates through :func:`eval_loader`. Who reads what is decided in
+over a ``.rec`` or a class-folder tree (:func:`eval_loader`). Who reads what is decided in
 :mod:`.sharding`.
 """
 import os
@@ -36,43 +34,58 @@ from .validate import rec_info
 from .workers import init_worker, ordered_results, worker_context
 
 __all__ = ["RecordSamples", "FolderSamples", "PythonLoader", "TrainTransform", "train_loader",
-           "sample_loader", "eval_loader"]
+           "train_plan", "eval_loader"]
 
 
 class _Dataset:
-    """Item ``(position, seed)`` -> ``(CHW float32, label)``; a batch of items -> stacked
+    """Item ``(position, seed)`` -> ``(CHW float32, target)``; a batch of items -> stacked
     numpy arrays (what a worker process sends back).
 
-    A transform with ``pairs = True`` takes the sample's target too, ``transform(image,
-    target, rng) -> (data, target)`` (detection: boxes of images of any size), and its
-    ``collate(samples, allocate)`` makes the batch ``(data, target arrays)``."""
+    The target is a class label (a number) unless the transform is ``joint``: then it takes
+    the image and the sample's target together (an image and its mask, cropped and flipped
+    alike), ``transform(img, target, rng) -> (data, target array)``. A joint transform with a
+    ``collate(samples, allocate)`` makes its batches itself (detection: images of any size
+    padded, boxes and image scales as a tuple of arrays)."""
 
     def __init__(self, samples, transform):
         self.samples, self.transform = samples, transform
         self.bgr = getattr(transform, "bgr", False)      # decode in the transform's order
-        self.pairs = getattr(transform, "pairs", False)
+        self.joint = getattr(transform, "joint", False)
 
     def __len__(self):
         return len(self.samples)
 
     def __getitem__(self, item):
         position, seed = item
-        img, label = self.samples.read(position, bgr=self.bgr)
-        if self.pairs:
-            return self.transform(img, label, np.random.RandomState(seed))
-        return self.transform(img, np.random.RandomState(seed)), np.float32(label)
+        img, target = self.samples.read(position, bgr=self.bgr)
+        rng = np.random.RandomState(seed)
+        if self.joint:
+            return self.transform(img, target, rng)
+        return self.transform(img, rng), np.float32(target)
 
     def batch(self, items, allocate=np.empty):
-        """Stacked ``(data, labels)``; ``data`` is allocated by ``allocate(shape, dtype)``."""
-        if self.pairs:
-            return self.transform.collate([self[item] for item in items], allocate)
-        first, label = self[items[0]]
+        """Stacked ``(data, targets)``, both allocated by ``allocate(shape, dtype)``."""
+        collate = getattr(self.transform, "collate", None) if self.joint else None
+        if collate is not None:
+            return collate([self[item] for item in items], allocate)
+        first, target = self[items[0]]
         data = allocate((len(items),) + first.shape, first.dtype)
-        labels = np.empty(len(items), np.float32)
-        data[0], labels[0] = first, label
+        target = np.asarray(target)
+        targets = allocate((len(items),) + target.shape, target.dtype)
+        data[0], targets[0] = first, target
         for k, item in enumerate(items[1:], 1):
-            data[k], labels[k] = self[item]
-        return data, labels
+            image, target = self[item]
+            if image.shape != first.shape or np.shape(target) != targets.shape[1:]:
+                raise UserError(f"sample {item[0]} of {_where(self.samples)} comes out of "
+                                f"its transform as {image.shape}, unlike the first of its "
+                                f"batch ({first.shape}); images of different sizes cannot "
+                                "share a batch: use batch size 1.")
+            data[k], targets[k] = image, target
+        return data, targets
+
+
+def _where(samples):
+    return getattr(samples, "path", None) or getattr(samples, "root", "the data")
 
 
 _WORKER = {}
@@ -83,49 +96,71 @@ def _setup_worker(dataset):
 
 
 def _load_batch(items):
-    """In a worker: the batch, its data written straight into shared memory (a pickled 19 MB
+    """In a worker: the batch, its arrays written straight into shared memory (a pickled 19 MB
     batch through a pipe cost ~20% of the AutoAugment worker's time). Returns ``(shared
-    memory name, shape, dtype, labels)``; the parent copies the data out and unlinks it. The
-    memory stays registered with the resource tracker the processes share, which removes it
-    should the parent die first."""
+    memory name, shape, dtype)`` of the data and of the targets; the parent copies them out
+    and unlinks them. The memory stays registered with the resource tracker the processes
+    share, which removes it should the parent die first."""
     made = []
 
     def allocate(shape, dtype):
         size = int(np.prod(shape)) * np.dtype(dtype).itemsize
         made.append(shared_memory.SharedMemory(create=True, size=max(size, 1)))
-        return np.ndarray(shape, dtype, buffer=made[0].buf)
-    data, labels = _WORKER["dataset"].batch(items, allocate)
-    shape, dtype = data.shape, data.dtype.str
-    del data
-    made[0].close()
-    return made[0].name, shape, dtype, labels
+        return np.ndarray(shape, dtype, buffer=made[-1].buf)
+    try:
+        arrays = _WORKER["dataset"].batch(items, allocate)
+        out = tuple((shm.name, a.shape, a.dtype.str) for shm, a in zip(made, arrays))
+    except BaseException:
+        for shm in made:
+            shm.close()
+            shm.unlink()
+        raise
+    del arrays
+    for shm in made:
+        shm.close()
+    return out
 
 
-def _from_shared(result, ctx):
-    """The NDArray of a worker's batch (copied out of its shared memory, then unlinked)."""
-    import mxnet as mx
-    name, shape, dtype, labels = result
+def _read_shared(name, shape, dtype):
     shm = shared_memory.SharedMemory(name=name)
     try:
-        data = mx.nd.array(np.ndarray(shape, dtype, buffer=shm.buf), ctx=ctx, dtype=dtype)
+        return np.array(np.ndarray(shape, dtype, buffer=shm.buf))
     finally:
         shm.close()
         shm.unlink()
-    return data, labels
+
+
+def _from_shared(result, ctx):
+    """``(data NDArray, targets numpy)`` of a worker's batch (copied out of its shared
+    memory, then unlinked)."""
+    import mxnet as mx
+    (data_name, shape, dtype), target = result
+    try:
+        shm = shared_memory.SharedMemory(name=data_name)
+        try:
+            data = mx.nd.array(np.ndarray(shape, dtype, buffer=shm.buf), ctx=ctx, dtype=dtype)
+        finally:
+            shm.close()
+            shm.unlink()
+    finally:
+        targets = _read_shared(*target)
+    return data, targets
 
 
 def _unlink(result):
     """Free a worker's batch that will not be read (an iteration stopped early)."""
-    try:
-        shm = shared_memory.SharedMemory(name=result[0])
-    except FileNotFoundError:
-        return
-    shm.close()
-    shm.unlink()
+    for name, _, _ in result:
+        try:
+            shm = shared_memory.SharedMemory(name=name)
+        except FileNotFoundError:
+            continue
+        shm.close()
+        shm.unlink()
 
 
 class PythonLoader:
-    """Batches ``(data, label, valid)`` of a sample source, decoded and transformed in worker
+    """Batches ``(data, target, valid)`` of a sample source (targets: class labels, or
+    masks with a joint transform, see :class:`_Dataset`), decoded and transformed in worker
     processes; the order of an epoch comes from ``plan(epoch) -> (items, valid)`` (items are
     ``(position, seed)``, ``valid`` the real samples per batch).
 
@@ -169,8 +204,8 @@ class PythonLoader:
             return
         if self._pool is None:
             self._pool = ProcessPoolExecutor(
-                self._num_workers, mp_context=worker_context(shared_memory=True), initializer=init_worker,
-                initargs=(_setup_worker, self._dataset))
+                self._num_workers, mp_context=worker_context(shared_memory=True),
+                initializer=init_worker, initargs=(_setup_worker, self._dataset))
         with closing(ordered_results(self._pool, _load_batch, batches, 2 * self._num_workers,
                                      discard=_unlink)) as stream:
             for _, result in stream:
@@ -214,8 +249,8 @@ class PythonLoader:
 
 
 def _on_device(label, ctx):
-    """A batch's labels (or tuple of target arrays) as NDArrays on ``ctx``, in their own dtype
-    (a detection batch's image scales are float64)."""
+    """A batch's targets (or tuple of target arrays) as NDArrays on ``ctx``, in their own
+    dtype (a detection batch's image scales are float64)."""
     import mxnet as mx
     if isinstance(label, tuple):
         return tuple(mx.nd.array(a, ctx=ctx, dtype=a.dtype) for a in label)
@@ -319,23 +354,14 @@ def train_loader(rec_path, batch_size, input_size=224, rank=0, num_ranks=1, seed
         policy = ImageNetPolicy(bgr=True)
     transform = TrainTransform(input_size, jitter, lighting, policy, min_area, mirror, bgr=True)
     samples = RecordSamples(rec_path)                  # checks the .rec/.idx pair once
-    plan = _train_plan(samples.num_samples, batch_size, rank, num_ranks, seed)
+    plan = train_plan(samples.num_samples, batch_size, rank, num_ranks, seed)
     return PythonLoader(samples, transform, plan, batch_size, num_workers, ctx)
 
 
-def sample_loader(samples, transform, batch_size, rank=0, num_ranks=1, seed=0, num_workers=4,
-                  ctx=None):
-    """Training loader over any sample source (``len`` and ``read(position, bgr)``, e.g.
-    :class:`~.det_samples.DetectionSamples`): the Python path's shard of each epoch's global
-    permutation, a seed per sample; ``transform`` as :class:`PythonLoader` takes it."""
-    _check_batch(batch_size, rank, num_ranks)
-    plan = _train_plan(len(samples), batch_size, rank, num_ranks, seed)
-    return PythonLoader(samples, transform, plan, batch_size, num_workers, ctx)
-
-
-def _train_plan(num_samples, batch_size, rank, num_ranks, seed):
-    """``plan(epoch) -> (items, valid)`` of the Python training path: this rank's shard of
-    the epoch's global permutation, each sample with its own augmentation seed."""
+def train_plan(num_samples, batch_size, rank, num_ranks, seed):
+    """``plan(epoch) -> (items, valid)`` of a Python training loader (any task): this
+    rank's shard of the epoch's global permutation, each sample with its own augmentation
+    seed."""
     def plan(epoch):
         positions = train_shard(num_samples, batch_size, rank, num_ranks, seed, epoch)
         seeds = np.random.RandomState(derive_seed(seed, epoch, 1)).randint(
@@ -368,9 +394,8 @@ def eval_loader(source, batch_size, transform, rank=0, num_ranks=1, num_workers=
     if isinstance(source, str):
         source = FolderSamples(source) if os.path.isdir(source) else RecordSamples(source)
     if len(source) < num_ranks:
-        raise UserError(f"{getattr(source, 'path', getattr(source, 'root', 'the data'))} has "
-                        f"{len(source)} images, fewer than {num_ranks} ranks; evaluate with "
-                        "fewer ranks.")
+        raise UserError(f"{_where(source)} has {len(source)} images, fewer than {num_ranks} "
+                        "ranks; evaluate with fewer ranks.")
 
     def plan(epoch):
         positions, valid = val_plan(len(source), batch_size, rank, num_ranks)

@@ -31,7 +31,7 @@ from ..data.coco import CocoSamples
 from ..data.det_samples import DetectionSamples
 from ..data.det_transforms import DetectionEvalSample, DetectionTrainTransform
 from ..data.detection import detection_eval_transform
-from ..data.loaders import eval_loader, sample_loader
+from ..data.loaders import PythonLoader, eval_loader, train_plan
 from ..evaluate.detection import SCORE_THRESH, evaluate_detection
 from ..models import get_model, model_task
 from ..models.detection import load_gluoncv_params
@@ -246,8 +246,9 @@ class DetectionTask:
         cfg = self.cfg
         transform = DetectionTrainTransform(self.train_short, self.max_size,
                                             flip_p=0.0 if cfg.no_flip else 0.5)
-        train = sample_loader(data.train, transform, cfg.batch_size, dist.rank, dist.size,
-                              cfg.seed, cfg.data_nthreads, dist.ctx)
+        train = PythonLoader(data.train, transform, train_plan(
+            len(data.train), cfg.batch_size, dist.rank, dist.size, cfg.seed), cfg.batch_size,
+            cfg.data_nthreads, dist.ctx)
         evaluation = DetectionEvalSample(detection_eval_transform(
             cfg.model, short=self.val_short, max_size=self.max_size))
         # One image per batch: each image's detections do not depend on its neighbours'
