@@ -110,6 +110,8 @@ def _load_batch(items):
     try:
         arrays = _WORKER["dataset"].batch(items, allocate)
         out = tuple((shm.name, a.shape, a.dtype.str) for shm, a in zip(made, arrays))
+        if len(out) == 1:           # a collate() that keeps its targets: sent pickled
+            out += ((None, arrays[1], None),)
     except BaseException:
         for shm in made:
             shm.close()
@@ -143,13 +145,15 @@ def _from_shared(result, ctx):
             shm.close()
             shm.unlink()
     finally:
-        targets = _read_shared(*target)
+        targets = target[1] if target[0] is None else _read_shared(*target)
     return data, targets
 
 
 def _unlink(result):
     """Free a worker's batch that will not be read (an iteration stopped early)."""
     for name, _, _ in result:
+        if name is None:
+            continue
         try:
             shm = shared_memory.SharedMemory(name=name)
         except FileNotFoundError:
@@ -249,12 +253,14 @@ class PythonLoader:
 
 
 def _on_device(label, ctx):
-    """A batch's targets (or tuple of target arrays) as NDArrays on ``ctx``, in their own
-    dtype (a detection batch's image scales are float64)."""
+    """A batch's targets as NDArrays on ``ctx``: float32, except a tuple of target arrays
+    (detection) and float64 arrays (a detection batch's image scales), which keep their
+    dtype."""
     import mxnet as mx
     if isinstance(label, tuple):
         return tuple(mx.nd.array(a, ctx=ctx, dtype=a.dtype) for a in label)
-    return mx.nd.array(label, ctx=ctx, dtype=label.dtype)
+    return mx.nd.array(label, ctx=ctx, dtype=np.float64 if label.dtype == np.float64
+                       else np.float32)
 
 
 class TrainTransform:
