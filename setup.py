@@ -18,7 +18,8 @@ setup(
         # composed segmentation / detection set.
         "train": ["gluoncv==0.10.5.post0", "matplotlib", "scikit-learn", "scipy", "pandas",
                   "pycocotools", "scikit-image"],
-        "test": ["pytest", "pytest-timeout", "ruff"],
+        # hypothesis: the property-based attacks on the invariants (tests/test_invariants_*)
+        "test": ["pytest", "pytest-timeout", "ruff", "hypothesis"],
         # Export and the other inference engines (optimize(backend="onnxruntime"/"openvino"))
         # and the int8 study's real photos (scikit-image's bundled images); pinned together in
         # constraints.txt.

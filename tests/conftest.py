@@ -17,6 +17,25 @@ sys.path.insert(0, REPO)                                    # tools/ (reference,
 
 from tools import reference  # noqa: E402
 
+try:
+    from hypothesis import HealthCheck, settings as _hypothesis_settings
+except ImportError:                                  # the `test` extra is not installed
+    _hypothesis_settings = None
+else:
+    # The property-based attacks on the invariants (tests/test_invariants_*.py): `ci` is few
+    # examples drawn the same way on every run (not flaky), `nightly` many and fresh ones
+    # (HYPOTHESIS_PROFILE=nightly, see CONTRIBUTING.md). Examples make real files, so no
+    # deadline; hypothesis' database stays out of the repository.
+    _QUIET = [HealthCheck.too_slow, HealthCheck.function_scoped_fixture,
+              HealthCheck.data_too_large]
+    _hypothesis_settings.register_profile(
+        "ci", max_examples=12, deadline=None, derandomize=True, database=None,
+        suppress_health_check=_QUIET, print_blob=True)
+    _hypothesis_settings.register_profile(
+        "nightly", max_examples=400, deadline=None, suppress_health_check=_QUIET,
+        print_blob=True)
+    _hypothesis_settings.load_profile(os.environ.get("HYPOTHESIS_PROFILE", "ci"))
+
 
 @pytest.fixture(autouse=True)
 def _seed():

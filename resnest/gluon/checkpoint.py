@@ -31,7 +31,8 @@ __all__ = ["RECORD_VERSION", "CheckpointRecord", "checkpoint_paths", "write_chec
            "write_weights", "read_record", "record_beside", "list_checkpoints",
            "load_params_verified", "read_verified"]
 
-RECORD_VERSION = 2
+# Version 3 records carry ``record_sha1``, the sha1 of the record itself (see _digest).
+RECORD_VERSION = 3
 _PREFIX = {"classification": "imagenet"}
 _NAME = re.compile(r"(?P<prefix>[a-z-]+)-(?P<model>.+)-(?P<epoch>\d+)(?:-step(?P<step>\d+))?"
                    r"\.json$")
@@ -76,8 +77,11 @@ class CheckpointRecord:
         return self.step or 0
 
     def to_json(self):
-        return dict(dataclasses.asdict(self), resume_epoch=self.resume_epoch,
+        """The record as written: its fields, where training resumes, and ``record_sha1``."""
+        data = dict(dataclasses.asdict(self), resume_epoch=self.resume_epoch,
                     resume_step=self.resume_step)
+        # digested as a reader will parse it (tuples as lists, number keys as strings)
+        return dict(data, record_sha1=_digest(json.loads(json.dumps(data))))
 
     @classmethod
     def from_json(cls, data, where):
@@ -85,6 +89,10 @@ class CheckpointRecord:
         :class:`UserError` naming ``where`` and what is wrong."""
         if not isinstance(data, dict):
             raise UserError(f"checkpoint record {where} is damaged (not a JSON object).")
+        problem = _digest_problem(data)
+        if problem:
+            raise UserError(f"checkpoint record {where} is damaged ({problem}); restore it, "
+                            "or remove it to fall back to the previous checkpoint.")
         names = {f.name for f in dataclasses.fields(cls)}
         kept = {k: v for k, v in data.items() if k in names}
         kept.setdefault("version", 1)
@@ -121,6 +129,28 @@ class CheckpointRecord:
             if not isinstance(value, (int, float)) or isinstance(value, bool) or value <= 0:
                 return f"eval {key} is {value!r}, not a positive number"
         return None
+
+
+def _digest(data):
+    """The sha1 of a record's JSON object (every key but ``record_sha1``, in one canonical
+    spelling), so that a changed byte that still parses (a flipped letter of the task, a digit
+    of the epoch) is caught like a changed byte of the weights."""
+    body = {k: v for k, v in data.items() if k != "record_sha1"}
+    text = json.dumps(body, sort_keys=True, separators=(",", ":"), ensure_ascii=True)
+    return hashlib.sha1(text.encode("ascii")).hexdigest()
+
+
+def _digest_problem(data):
+    """Why the parsed record ``data`` does not match its own sha1, or None. Records written
+    before version 3 have none and are read as they are."""
+    version = data.get("version", 1)
+    if "record_sha1" not in data:
+        if isinstance(version, int) and not isinstance(version, bool) and version < 3:
+            return None
+        return "its record_sha1 is missing"
+    if data["record_sha1"] != _digest(data):
+        return "it does not match its record_sha1: it was changed after it was written"
+    return None
 
 
 def checkpoint_paths(folder, model, epoch, step=None, task="classification"):

@@ -11,7 +11,7 @@ import argparse
 import os
 import sys
 
-from resnest.gluon.data.classfile import write_classes
+from resnest.gluon.data.classfile import classes_path, write_classes
 from resnest.gluon.data.folder import MAX_PIXELS
 from resnest.gluon.data.listing import write_lst
 from resnest.gluon.data.pack import PackOptions, pack_records, plan_image_folder
@@ -86,6 +86,11 @@ def run_check(prefix):
     return 1
 
 
+def _list_files(lst):
+    """A .lst and the .classes.txt read beside it (none without a list)."""
+    return [lst, classes_path(os.path.splitext(lst)[0])] if lst else []
+
+
 def run_pack(args):
     if args.resize < 0 or not 1 <= args.quality <= 100 or args.workers < 1 or \
             args.max_pixels < 0:
@@ -94,7 +99,7 @@ def run_pack(args):
     entries, classes = plan_image_folder(args.image_dir, lst=args.lst, shuffle=args.shuffle,
                                          seed=args.seed)
     if args.list_only:
-        refuse_existing([args.prefix + '.lst'], args.force, what='list')
+        refuse_existing(_list_files(args.prefix + '.lst'), args.force, what='list')
         write_lst(args.prefix + '.lst', entries)
         if classes is not None:
             write_classes(args.prefix, classes)
@@ -107,7 +112,8 @@ def run_pack(args):
     with tqdm(total=len(entries), unit='img', disable=args.no_progress, smoothing=0.1) as bar:
         result = pack_records(args.image_dir, entries, args.prefix, options, args.workers,
                               args.strict, progress=bar.update, classes=classes,
-                              force=args.force)
+                              force=args.force,
+                              inputs=_list_files(args.lst))
     rate = result.packed / max(result.seconds, 1e-9)
     skipped = (f'; skipped {len(result.skipped)} unusable images (see {args.prefix}.skipped.tsv)'
                if result.skipped else '; nothing skipped')

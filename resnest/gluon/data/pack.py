@@ -139,7 +139,7 @@ def _encoded_in_order(root, entries, options, workers):
 
 
 def pack_records(root, entries, prefix, options=PackOptions(), workers=1, strict=False,
-                 progress=None, classes=None, force=False, extra_files=None):
+                 progress=None, classes=None, force=False, extra_files=None, inputs=()):
     """Pack ``entries`` (image paths under ``root``) into ``PREFIX.rec/.idx/.lst`` (+
     ``.classes.txt`` when ``classes`` is given, ``.skipped.tsv``), as one group.
 
@@ -163,9 +163,13 @@ def pack_records(root, entries, prefix, options=PackOptions(), workers=1, strict
     classes : list of str, optional
         The class names (label ``i`` is ``classes[i]``).
     force : bool
+        Replace existing outputs; without it any file of the group that exists is refused.
     extra_files : dict, optional
         ``{suffix: text}`` of further side-cars written in the same group (``PREFIX +
         suffix``), e.g. the folder cache's ``.pack.json``.
+    inputs : sequence of str
+        Files ``entries`` and ``classes`` were read from (a ``PREFIX.lst`` packed under its
+        own prefix): the group may replace them without ``force``.
 
     Returns
     -------
@@ -182,7 +186,9 @@ def pack_records(root, entries, prefix, options=PackOptions(), workers=1, strict
     names = ('.idx', '.lst', '.skipped.tsv') + (('.classes.txt',) if classes is not None
                                                  else ()) + tuple(extra_files) + ('.rec',)
     outputs = [os.path.abspath(prefix + ext) for ext in names]
-    refuse_existing([prefix + '.rec', prefix + '.idx'], force, what='pack output')
+    read = {os.path.abspath(p) for p in inputs}
+    refuse_existing([outputs[-1]] + [p for p in outputs[:-1] if p not in read], force,
+                    what='pack output')
     if classes is not None:
         check_names(classes, f'the classes of {prefix}')
     _make_parent(prefix)

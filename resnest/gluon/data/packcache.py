@@ -11,6 +11,7 @@ import json
 import os
 
 from ..utils.errors import UserError
+from ..utils.files import read_regular
 from .folder import scan_class_folders
 from .pack import PackOptions, pack_records, plan_image_folder
 
@@ -38,9 +39,10 @@ def _folder_state(folder):
 
 
 def _description(prefix):
+    """The cache's description of ``prefix``, or None (absent, unreadable, or not a file: a
+    FIFO there would block an ``open`` for ever)."""
     try:
-        with open(prefix + ".pack.json", encoding="utf-8") as f:
-            data = json.load(f)
+        data = json.loads(read_regular(prefix + ".pack.json").decode("utf-8"))
         return data if isinstance(data, dict) else None
     except (OSError, ValueError):
         return None

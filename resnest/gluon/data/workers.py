@@ -18,7 +18,7 @@ import sys
 from collections import deque
 from concurrent.futures import ProcessPoolExecutor
 
-from ..utils.processes import detach_from_forkserver, die_with_parent
+from ..utils.processes import detach_from_forkserver, die_with_parent, termination_deferred
 
 
 def init_worker(setup=None, *args):
@@ -64,9 +64,13 @@ def ordered_results(executor, fn, tasks, depth, discard=None):
     submitted ahead; a generator closed early cancels what was not started, and passes the
     results of what was (once they are done) to ``discard``."""
     pending, todo = deque(), iter(tasks)
+
+    def submit(task):              # a submit may start a worker: never half-way on a signal
+        with termination_deferred():
+            pending.append((task, executor.submit(fn, task)))
     try:
         for task in todo:
-            pending.append((task, executor.submit(fn, task)))
+            submit(task)
             if len(pending) >= depth:
                 break
         while pending:
@@ -74,7 +78,7 @@ def ordered_results(executor, fn, tasks, depth, discard=None):
             result = future.result()
             nxt = next(todo, None)
             if nxt is not None:
-                pending.append((nxt, executor.submit(fn, nxt)))
+                submit(nxt)
             yield task, result
     finally:
         for _, future in pending:

@@ -32,10 +32,10 @@ __all__ = ["INT8_EXCLUDE", "bfloat16_supported", "convert_low_precision", "optim
 # output to int8 before the split, the pooling and the multiply, and top-1 agreement with
 # float32 on held-out real photos falls to about 71% whenever that block is int8, whatever else
 # is excluded; keeping its 3x3 conv float32 gives 99.54%, the whole block 99.58%
-# (tools/int8_study.py: a narrow ResNeSt-14 trained on 64-px patches of 17 photos; docs/inference.md,
-# "int8 you can trust"). The price: ResNeSt-50 int8 runs about 1.7x the authors' float32 at
-# batch 16 instead of about 3.4x. The ONNX engines' QDQ int8 does not have this problem
-# (quantize.ONNX_INT8_EXCLUDE).
+# (tools/int8_study.py: a narrow ResNeSt-14 trained on 64-px patches of 17 photos;
+# docs/inference.md, "int8 you can trust"). The price: ResNeSt-50 int8 runs about 1.7x the
+# authors' float32 at batch 16 instead of about 3.4x. The ONNX engines' QDQ int8 does not have
+# this problem (quantize.ONNX_INT8_EXCLUDE).
 INT8_EXCLUDE = ("conv1conv0_fwd", "dense0_fwd", "splitattentionconv0_")
 
 _BF16_OK = None

@@ -65,6 +65,21 @@ def run_files(folder, logging_file="train.log"):
     return sorted(os.path.join(folder, n) for n in names if n in keep or _CHECKPOINT.match(n))
 
 
+def _remove_earlier(save_dir, earlier):
+    """Remove an earlier run's files for --force; a folder (or anything but a file or a link)
+    under a run file's name is not a run's and is refused before anything is removed."""
+    for path in earlier:
+        if os.path.isdir(path) and not os.path.islink(path):
+            raise UserError(f"--save-dir {save_dir} holds a folder named "
+                            f"{os.path.basename(path)}, where a run writes a file; move it "
+                            "away or choose another folder.")
+    for path in earlier:
+        try:
+            os.remove(path)
+        except OSError as err:
+            raise UserError(f"--force cannot remove {path}: {err.strerror}.") from None
+
+
 def _claim_folder(cfg, dist, log):
     """Rank 0 takes the run folder (see the module doc); returns the lock (None elsewhere)."""
     error, lock = None, None
@@ -79,8 +94,7 @@ def _claim_folder(cfg, dist, log):
                                     f"({len(earlier)} files, e.g. {os.path.basename(earlier[0])}"
                                     "); continue it with --resume, replace it with --force, or "
                                     "choose another folder.")
-                for path in earlier:
-                    os.remove(path)
+                _remove_earlier(cfg.save_dir, earlier)
                 log(f"--force: removed the earlier run in {cfg.save_dir} ({len(earlier)} files)")
         except UserError as err:
             error = err

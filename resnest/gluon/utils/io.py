@@ -105,6 +105,11 @@ def atomic_group(paths):
     folders = sorted({os.path.dirname(p) for p in paths})
     for folder in folders:
         sweep_stale_temps(folder)
+    for p in paths:                # a rename cannot replace them: refused before anything moves
+        if os.path.isdir(p) and not os.path.islink(p):
+            raise UserError(f"cannot write {p}: a folder of that name is in the way; nothing "
+                            "was written.")
+    current = paths[-1]
     try:
         yield tmps
         for p in paths:
@@ -112,14 +117,14 @@ def atomic_group(paths):
         marker = paths[-1]
         if len(paths) > 1 and os.path.lexists(marker):
             os.remove(marker)                       # the old group stops being a group first
-        for p in paths:
-            os.replace(tmps[p], p)
+        for current in paths:
+            os.replace(tmps[current], current)
         for folder in folders:
             _fsync_dir(folder)
     except OSError as err:
         if err.errno not in STORAGE_ERRNOS:
             raise
-        raise _cannot_write(paths[-1], err) from None
+        raise _cannot_write(current, err) from None
     finally:
         for tmp in tmps.values():
             if os.path.exists(tmp):

@@ -10,10 +10,12 @@
 * Groups of files are replaced as a whole or not at all: :func:`resnest.gluon.utils.io.
   atomic_group` (the group's marker file is removed first and renamed last).
 """
+import errno
 import fcntl
 import json
 import os
 import socket
+import stat
 import time
 
 from .errors import UserError
@@ -70,10 +72,18 @@ class OutputLock:
         except OSError as err:
             raise UserError(f"cannot use {self.what}: {err.strerror}.") from None
         while True:
-            try:
-                fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o644)
+            try:               # never through a link: the file is truncated, then removed
+                fd = os.open(self.path, os.O_RDWR | os.O_CREAT | os.O_NOFOLLOW | os.O_NONBLOCK,
+                             0o644)
             except OSError as err:
-                raise UserError(f"cannot use {self.what}: {err.strerror}.") from None
+                why = ("it is a symbolic link, not a lock" if err.errno == errno.ELOOP
+                       else err.strerror)
+                raise UserError(f"cannot use {self.what}: {self.path}: {why}; remove it.") \
+                    from None
+            if not stat.S_ISREG(os.fstat(fd).st_mode):
+                os.close(fd)
+                raise UserError(f"cannot use {self.what}: {self.path} is not a lock file "
+                                "(a FIFO, socket or device); remove it.")
             try:
                 fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
             except BlockingIOError:

@@ -14,8 +14,13 @@
   resource tracker and the log filter running, and ``train.py | tee log`` never returned).
   Closing it in the worker lets the fork server exit with the main process, and the workers
   with it.
+* :func:`termination_deferred` -- a signal that arrives while a worker is being started is
+  raised when the start is complete, so every worker that exists is one the pool knows and
+  shuts down (a half-started forkserver child found its parent's semaphores gone and printed
+  a traceback).
 * :func:`wait_until` -- every wait is bounded and says what it waits for.
 """
+import contextlib
 import ctypes
 import os
 import signal
@@ -25,8 +30,10 @@ import time
 
 from .errors import UserError
 
-__all__ = ["Terminated", "handle_termination", "die_with_parent", "detach_from_forkserver",
-           "wait_until"]
+__all__ = ["Terminated", "handle_termination", "termination_deferred", "die_with_parent",
+           "detach_from_forkserver", "wait_until"]
+
+_DEFERRED = {"depth": 0, "signum": None}
 
 _PR_SET_PDEATHSIG = 1
 
@@ -56,9 +63,26 @@ def handle_termination(grace=30.0):
             os._exit(128 + signum)
         threading.Thread(target=deadline, daemon=True, name="termination-deadline").start()
         signal.signal(signum, signal.SIG_DFL)      # a second signal ends it at once
+        if _DEFERRED["depth"]:
+            _DEFERRED["signum"] = signum
+            return
         raise Terminated(signum)
     for signum in (signal.SIGTERM, signal.SIGHUP):
         signal.signal(signum, handler)
+
+
+@contextlib.contextmanager
+def termination_deferred():
+    """Inside the block, a SIGTERM or SIGHUP (see :func:`handle_termination`) is held and
+    raised as :class:`Terminated` when the block ends (the grace watchdog still runs)."""
+    _DEFERRED["depth"] += 1
+    try:
+        yield
+    finally:
+        _DEFERRED["depth"] -= 1
+        if not _DEFERRED["depth"] and _DEFERRED["signum"] is not None:
+            signum, _DEFERRED["signum"] = _DEFERRED["signum"], None
+            raise Terminated(signum)
 
 
 def die_with_parent():
