@@ -7,9 +7,14 @@ train with `horovodrun -np 2 --gloo` (the published recipe's pieces) -> verify.p
 checkpoint -> predict.py on a few held-out images -> benchmark.py: measured top-1 and latency per
 inference engine and dtype -> segmentation on the composed set (real digits pasted on real
 photos): FCN fine-tuned from the trained classifier's trunk and from scratch at equal steps,
-held-out mIoU of both (evaluate_segmentation.py), an overlay picture (segment.py) -> a report.
-The data sets are reused between runs; each run gets a fresh folder under ``runs/`` and nothing
-is overwritten.
+held-out mIoU of both (evaluate_segmentation.py), an overlay picture (segment.py) -> with
+``--detection``, a Faster R-CNN fine-tuned on the same kind of set from scratch and from a
+classifier's backbone at equal steps, held-out COCO mAP of both (``scripts/demo_detection.py``)
+-> a report. The data sets are reused between runs; each run gets a fresh folder under
+``runs/`` and nothing is overwritten.
+
+    python scripts/demo.py --detection                   # everything
+    python scripts/demo.py --detection-only --detection-backbone CLASSIFIER.params
 """
 import argparse
 import collections
@@ -23,6 +28,9 @@ import time
 HERE = os.path.dirname(os.path.abspath(__file__))
 REPO = os.path.dirname(HERE)
 sys.path.insert(0, REPO)                                   # tools/
+sys.path.insert(0, HERE)                                   # demo_detection
+
+import demo_detection  # noqa: E402
 
 
 def parse_args(argv):
@@ -51,7 +59,12 @@ def parse_args(argv):
     p.add_argument("--seg-lr", type=float, default=0.01, help="per rank")
     p.add_argument("--seg-ranks", type=int, default=2)
     p.add_argument("--skip-segmentation", action="store_true")
-    return p.parse_args(argv)
+    demo_detection.add_arguments(p)
+    args = p.parse_args(argv)
+    if args.detection_only and not args.detection_backbone:
+        p.error("--detection-only needs --detection-backbone (the classifier stages are skipped)")
+    args.detection = args.detection or args.detection_only
+    return args
 
 
 STAGES = 8
@@ -60,6 +73,24 @@ _RANK_LINE = re.compile(r"^\[(\d+)\]<(?:stdout|stderr)>:(.*)$")
 
 def stage(number, title):
     print(f"\n=== [{number}/{STAGES}] {title} ===", flush=True)
+
+
+def _detection_only(args, py, bindir, t0):
+    """``--detection-only``: the detection stage and its report."""
+    global STAGES
+    STAGES = 2
+    out = new_run_dir(args.runs_dir)
+    print(f"\nrun folder: {out}")
+    stage(1, "detection: fine-tune a Faster R-CNN on the composed real-pixel set")
+    folder = demo_detection.detection_stage(args, py, bindir, out, None, None, run, stage)
+    stage(2, "report")
+    from tools.report import detection_lines
+    text = "\n".join(detection_lines(folder) +
+                     [f"time: whole demo {(time.time() - t0) / 60:.1f} min"])
+    print(text)
+    with open(os.path.join(out, "report.txt"), "w") as f:
+        f.write(text + "\n")
+    return 0
 
 
 def run(cmd):
@@ -186,6 +217,10 @@ def main(argv=None):
     py = sys.executable
     bindir = os.path.dirname(py)
     t0 = time.time()
+    if args.detection_only:
+        return _detection_only(args, py, bindir, t0)
+    global STAGES
+    STAGES = 9 if args.detection else 8
     rec = prepare_data(args, py)
     out = new_run_dir(args.runs_dir)
     print(f"\nrun folder: {out}")
@@ -228,11 +263,17 @@ def main(argv=None):
     else:
         stage(7, "segmentation on the composed set: classifier trunk vs scratch, equal steps")
         seg = segmentation_stage(args, py, out, params)
-    stage(8, "report")
+    detection = None
+    if args.detection:
+        stage(8, "detection: fine-tune a Faster R-CNN on the composed real-pixel set")
+        detection = demo_detection.detection_stage(args, py, bindir, out, rec, params, run,
+                                                   stage)
+    stage(STAGES, "report")
     from tools.report import demo_report
     text = demo_report(out, train_dir, verify_json, bench_json if not args.skip_benchmark
                        else None, total_s=time.time() - t0, train_s=train_s,
-                       predict_json=predict_json, segmentation=seg)
+                       predict_json=predict_json, segmentation=seg,
+                       detection_dir=detection)
     print(text)
     with open(os.path.join(out, "report.txt"), "w") as f:
         f.write(text + "\n")

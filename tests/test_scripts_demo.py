@@ -121,3 +121,65 @@ def test_new_run_folder_never_reuses_one(tmp_path):
     first = demo.new_run_dir(str(tmp_path))
     second = demo.new_run_dir(str(tmp_path))
     assert first != second and os.path.isdir(first) and os.path.isdir(second)
+
+
+@pytest.mark.slow
+def test_the_detection_stage_in_miniature(tmp_path, capsys):
+    """--detection-only on 4 composed training images of 96 px, 1 epoch, one process: both
+    starts train the same steps, the report's mAP is each run's last evaluation, the pictures
+    are drawn. (The classifier here is untrained: the stage's plumbing, not its accuracy.)
+    ~50 s of CPU in three runs: slow; test_the_detection_report_is_the_runs_files is the fast
+    variant of the report's property."""
+    import mxnet as mx
+    from resnest.gluon import get_model
+    classifier = get_model("resnest_tiny", classes=10)
+    classifier.initialize(mx.init.Xavier())
+    classifier(mx.nd.zeros((1, 3, 32, 32)))
+    backbone = str(tmp_path / "classifier.params")
+    classifier.save_parameters(backbone)
+    runs = tmp_path / "runs"
+    assert demo.main(["--detection-only", "--detection-backbone", backbone, "--data-dir",
+                      str(tmp_path / "data"), "--runs-dir", str(runs), "--ranks", "1",
+                      "--detection-size", "96", "--detection-images", "4", "3",
+                      "--detection-epochs", "1"]) == 0
+    out = capsys.readouterr().out
+    (run,) = os.listdir(runs)
+    folder = runs / run / "detection"
+    for start, given in (("scratch", ""), ("pretrained", backbone)):
+        with open(folder / start / "config.json") as f:
+            assert json.load(f)["backbone_params"] == given
+    for start, what in (("scratch", "from scratch"), ("pretrained", "from the digits classifier")):
+        with open(folder / start / "metrics.jsonl") as f:
+            rows = [json.loads(line) for line in f]
+        last = [r for r in rows if r["kind"] == "epoch"][-1]
+        steps = {r["steps"] for r in rows if r["kind"] == "step"}
+        assert steps == {2}                            # 4 images in batches of 2, both starts
+        assert last["val_samples"] == 3
+        assert (f"{what:27s} box AP {last['box_ap']:6.2f}  AP50 {last['box_ap50']:6.2f}  on 3 "
+                "images after 1 epochs, 2 steps") in out
+    with open(folder / "detect.json") as f:
+        assert len(json.load(f)) == 3
+    assert len(os.listdir(folder / "pictures")) == 3
+    assert out.count("=== [") == 2
+
+
+def test_the_detection_report_is_the_runs_files(tmp_path):
+    """tools/report.py's detection lines, from run files written here by hand: the last
+    evaluation, the steps of the step rows (3 epochs of 5), detect.py's objects."""
+    from tools.report import detection_lines
+    for start, ap in (("scratch", 12.5), ("pretrained", 40.25)):
+        folder = tmp_path / start
+        folder.mkdir()
+        rows = [{"kind": "step", "epoch": e, "step": 4, "steps": 5} for e in range(3)]
+        rows += [{"kind": "epoch", "epoch": e, "box_ap": None if e < 2 else ap,
+                  "box_ap50": None if e < 2 else ap + 20, "val_samples": 7} for e in range(3)]
+        (folder / "metrics.jsonl").write_text("\n".join(map(json.dumps, rows)) + "\n")
+        (folder / "config.json").write_text(json.dumps({"train_samples": 10}))
+    (tmp_path / "detect.json").write_text(json.dumps([
+        {"image": "/x/a.jpg", "objects": [{"name": "digit 3", "score": 0.914}]},
+        {"image": "/x/b.jpg", "objects": []}]))
+    text = "\n".join(detection_lines(str(tmp_path)))
+    assert ("from scratch                box AP  12.50  AP50  32.50  on 7 images after 3 "
+            "epochs, 15 steps (10 training images)") in text
+    assert "from the digits classifier  box AP  40.25  AP50  60.25" in text
+    assert "a.jpg: digit 3 91%" in text and "b.jpg: nothing above 0.5" in text

@@ -1,6 +1,6 @@
-"""The recipe's schedules against hand calculations: warm-up + cosine LR, the segmentation
-recipe's poly LR (and GluonCV's own LRScheduler), the linear scaling rule, DropBlock's ramp
-also against the authors' scheduler."""
+"""The recipes' schedules against hand calculations: warm-up + cosine LR, the segmentation
+recipe's poly LR (and GluonCV's own LRScheduler), GluonCV's detection warm-up + step decay, the
+linear scaling rule, DropBlock's ramp also against the authors' scheduler."""
 import mxnet as mx
 import numpy as np
 import pytest
@@ -8,7 +8,7 @@ import pytest
 from conftest import authors_package
 
 from resnest.gluon.train.schedule import dropblock_prob, global_lr, learning_rate, \
-    poly_learning_rate
+    poly_learning_rate, step_learning_rate
 
 
 def test_lr_warmup_then_cosine_to_zero():
@@ -55,6 +55,22 @@ def test_poly_lr_is_gluoncvs_scheduler():
     theirs = LRScheduler(mode="poly", base_lr=0.01, nepochs=3, iters_per_epoch=7, power=0.9)
     for step in range(21):
         assert poly_learning_rate(step, 21, 0, 0.01) == pytest.approx(theirs(step), abs=1e-15)
+
+
+def test_detection_lr_warms_up_from_a_third_then_decays_at_its_epochs():
+    # GluonCV's COCO recipe for the ResNeSt detectors: 0.02, warm-up 500 iterations from 1/3,
+    # x0.1 at epochs 20 and 24 of 26 (here 1000 steps per epoch).
+    def lr(step):
+        return step_learning_rate(step, 1000, 0.02, 500, 1 / 3, (20, 24), 0.1)
+    assert lr(0) == pytest.approx(0.02 / 3)
+    assert lr(250) == pytest.approx(0.02 * (1 / 3 * 0.5 + 0.5))        # half way: 2/3 of it
+    assert lr(499) == pytest.approx(0.02 * (1 / 3 * (1 / 500) + 499 / 500))
+    assert lr(500) == lr(19999) == pytest.approx(0.02)
+    assert lr(20000) == lr(23999) == pytest.approx(0.002)
+    assert lr(24000) == lr(25999) == pytest.approx(0.0002)
+    # A warm-up longer than an epoch keeps going (GluonCV stops it at the end of epoch 0).
+    assert step_learning_rate(150, 100, 0.3, 300) == pytest.approx(0.3 * (1 / 3 * 0.5 + 0.5))
+    assert step_learning_rate(7, 10, 0.1) == pytest.approx(0.1)         # no warm-up, no decay
 
 
 def test_the_probability_ramp_is_the_authors_scheduler():

@@ -4,7 +4,7 @@
 import json
 import os
 
-__all__ = ["demo_report"]
+__all__ = ["demo_report", "detection_lines"]
 
 
 def _epochs(train_dir):
@@ -52,6 +52,47 @@ def _predict_lines(predict_json):
     return lines
 
 
+def _steps(train_dir):
+    """Training steps of a run: the steps per epoch its step rows give, over its epochs."""
+    per_epoch = {}
+    with open(os.path.join(train_dir, "metrics.jsonl")) as f:
+        for row in map(json.loads, filter(str.strip, f)):
+            if row.get("kind") == "step":
+                per_epoch[row["epoch"]] = row["steps"]
+    return sum(per_epoch.values())
+
+
+def _last_eval(train_dir):
+    rows = [e for e in _epochs(train_dir) if e.get("box_ap") is not None]
+    return rows[-1] if rows else None
+
+
+def detection_lines(detection_dir):
+    """The detection stage's lines (``scripts/demo_detection.py``): held-out COCO mAP of the
+    detector trained from scratch and from the classifier's backbone, their steps, and what
+    detect.py found in a few held-out images."""
+    lines = ["detection (faster_rcnn_fpn_resnest_tiny on the composed set, held-out COCO mAP "
+             "by pycocotools):"]
+    for start in ("scratch", "pretrained"):
+        folder = os.path.join(detection_dir, start)
+        last = _last_eval(folder)
+        with open(os.path.join(folder, "config.json")) as f:
+            config = json.load(f)
+        steps = _steps(folder)
+        what = "from scratch" if start == "scratch" else "from the digits classifier"
+        lines.append(f"  {what:27s} box AP {last['box_ap']:6.2f}  AP50 {last['box_ap50']:6.2f}"
+                     f"  on {last['val_samples']} images after {len(_epochs(folder))} epochs"
+                     + (f", {steps} steps" if steps else "")
+                     + f" ({config['train_samples']} training images)")
+    with open(os.path.join(detection_dir, "detect.json")) as f:
+        rows = json.load(f)
+    for r in rows:
+        found = ", ".join(f"{o['name']} {100 * o['score']:.0f}%" for o in r["objects"])
+        lines.append(f"  {os.path.basename(r['image'])}: {found or 'nothing above 0.5'}")
+    lines.append(f"  pictures      {os.path.join(detection_dir, 'pictures')}")
+    return lines
+
+
 def _segmentation_lines(seg):
     """The segmentation stage: held-out mIoU / pixAcc of each start (the last epoch's
     validation in its metrics.jsonl), the steps each trained (its config.json), the overlay
@@ -74,9 +115,10 @@ def _segmentation_lines(seg):
 
 
 def demo_report(run_dir, train_dir, verify_json, bench_json=None, total_s=None, train_s=None,
-                predict_json=None, segmentation=None):
+                predict_json=None, segmentation=None, detection_dir=None):
     """The text of the final report of ``scripts/demo.py``; ``segmentation``: the files of
-    its segmentation stage (``demo.segmentation_stage``), if it ran."""
+    its segmentation stage (``demo.segmentation_stage``), if it ran; ``detection_dir``: the
+    detection stage's folder, if it ran."""
     epochs = _epochs(train_dir)
     last = epochs[-1]
     with open(verify_json) as f:
@@ -112,6 +154,8 @@ def demo_report(run_dir, train_dir, verify_json, bench_json=None, total_s=None, 
         lines += _benchmark_lines(bench_json)
     if segmentation:
         lines += _segmentation_lines(segmentation)
+    if detection_dir:
+        lines += detection_lines(detection_dir)
     if train_s is not None and total_s is not None:
         lines.append(f"time: training {train_s / 60:.1f} min, whole demo {total_s / 60:.1f} min")
     lines += [

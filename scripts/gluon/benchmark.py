@@ -17,6 +17,10 @@ per-round ratios), the CPU model and ISA flags, and the CPU that other processes
 timing (runs where they used more than 0.1 core are flagged noisy). ``--chart`` plots measured
 accuracy (verify.py ``--json`` results given with ``--accuracy``) against latency.
 
+Detectors (``faster_rcnn_fpn_resnest50_coco`` ...) are timed beside GluonCV's own model holding
+the same weights, MXNet float32 at batch 1 on a square of each ``--input-sizes`` (use 800:
+GluonCV's evaluation short side); see ``tools/detection_bench.py``.
+
 With a trained checkpoint and its validation data it measures both itself, per backend and dtype
 (what ``make demo`` shows for its digits model; no baseline)::
 
@@ -140,11 +144,17 @@ def main(argv=None):
         raise UserError("--chart plots measured accuracy against latency; pass the verify.py "
                         "--json results of the same backends and dtypes with --accuracy.")
     import mxnet as mx
+    from tools.detection_bench import detection_rows, is_detector
     from tools.inference_bench import accuracy_table, benchmark_rows, draw_chart, print_rows
     ctx = mx.gpu(0) if args.num_gpus > 0 else mx.cpu()
     rows = []
     for model in args.models:
         for input_size in args.input_sizes:
+            if is_detector(model):
+                group = detection_rows(args, model, input_size, ctx, threads)
+                print_rows(group)
+                rows += group
+                continue
             for batch_size in args.batch_sizes:
                 group = benchmark_rows(args, model, batch_size, input_size, ctx, threads)
                 print_rows(group)

@@ -4,17 +4,21 @@ tensor and the scale that maps the detected boxes back onto the original image.
 
 The short side goes to ``short`` unless the long side would then exceed ``max_size``, in which
 case the long side goes to ``max_size``; the size is rounded half to even, the image resized by
-MXNet's OpenCV (``mx.image.imresize``, the very operator GluonCV calls; bilinear), then scaled
-to [0, 1] and normalised with the ImageNet mean and std. Detected boxes are clipped to the
-resized image and multiplied by ``scale = original height / resized height``, as GluonCV's
+OpenCV (``cv2.resize``, what GluonCV's ``mx.image.imresize`` wraps: equal pixel for pixel,
+tested; bilinear), then scaled to [0, 1] and normalised with the ImageNet mean and std. No
+MXNet is needed, so the loader's worker processes do not import it. Detected boxes are clipped
+to the resized image and multiplied by ``scale = original height / resized height``, as GluonCV's
 evaluation does.
 
 >>> transform = detection_eval_transform("faster_rcnn_fpn_resnest50_coco")
 >>> data, scale = transform(image)              # (3, h, w) float32, float
 >>> boxes = restore_boxes(boxes, scale, data.shape[1:])
+
+:func:`image_detections` does all of the way back for one image: the kept detections, their
+boxes on the original image and (Mask R-CNN) their masks pasted at its size.
 """
 import dataclasses
-from typing import NamedTuple
+from typing import NamedTuple, Optional
 
 import numpy as np
 
@@ -23,7 +27,7 @@ from .transforms import normalize_chw
 from ..pretrained import PRETRAINED, DetectionEval
 
 __all__ = ["DetectionInput", "resized_size", "DetectionTransform", "detection_eval_transform",
-           "restore_boxes"]
+           "restore_boxes", "ImageDetections", "paste_masks", "image_detections"]
 
 
 class DetectionInput(NamedTuple):
@@ -44,7 +48,7 @@ def resized_size(height, width, short, max_size):
     return int(np.round(height * scale)), int(np.round(width * scale))
 
 
-# DetectionEval.interpolation -> the OpenCV code mx.image.imresize takes.
+# DetectionEval.interpolation -> OpenCV's code (cv2.INTER_*, what mx.image.imresize takes).
 _INTERPOLATION = {"nearest": 0, "bilinear": 1, "bicubic": 2, "area": 3}
 
 
@@ -60,13 +64,12 @@ class DetectionTransform:
 
     def resize(self, img):
         """The resized uint8 image (H, W, 3)."""
-        import mxnet as mx
+        import cv2
         s = self.settings
         height, width = img.shape[:2]
         new_h, new_w = resized_size(height, width, s.short, s.max_size)
-        out = mx.image.imresize(mx.nd.array(img, dtype="uint8"), new_w, new_h,
-                                interp=_INTERPOLATION[s.interpolation])
-        return out.asnumpy()
+        return cv2.resize(np.ascontiguousarray(img), (new_w, new_h),
+                          interpolation=_INTERPOLATION[s.interpolation])
 
     def __call__(self, img):
         img = np.asarray(img)
@@ -99,3 +102,57 @@ def restore_boxes(boxes, scale, size):
     np.clip(boxes[..., 0::2], 0, width, out=boxes[..., 0::2])
     np.clip(boxes[..., 1::2], 0, height, out=boxes[..., 1::2])
     return boxes * scale
+
+
+class ImageDetections(NamedTuple):
+    """The detections of one image, on the original image, best first: ``labels`` int class
+    indices (K,), ``scores`` (K,), ``boxes`` corners (K, 4) and, from Mask R-CNN, ``masks``
+    uint8 (K, H, W) at the original size (else None)."""
+
+    labels: np.ndarray
+    scores: np.ndarray
+    boxes: np.ndarray
+    masks: Optional[np.ndarray] = None
+
+
+def paste_masks(masks, boxes, height, width):
+    """Mask R-CNN's box-relative probability maps ``(K, h, w)`` -> binary uint8 masks
+    ``(K, height, width)`` of the image, GluonCV's rule (``mask.fill``, ``fast_fill``): the
+    map padded by one pixel of 0, its box widened to match, rounded to whole pixels, the map
+    resized onto it (PIL bilinear) and thresholded at 0.5."""
+    from PIL import Image
+    out = np.zeros((len(masks), height, width), np.uint8)
+    if not len(masks):
+        return out
+    m_h, m_w = masks.shape[1:]
+    boxes = np.asarray(boxes, np.float64).reshape(-1, 4)
+    cx, cy = (boxes[:, 0] + boxes[:, 2]) / 2, (boxes[:, 1] + boxes[:, 3]) / 2
+    half_w = (boxes[:, 2] - boxes[:, 0]) / 2 * (m_w + 2) / m_w
+    half_h = (boxes[:, 3] - boxes[:, 1]) / 2 * (m_h + 2) / m_h
+    corners = np.round(np.stack([cx - half_w, cy - half_h, cx + half_w, cy + half_h], 1))
+    for k, (x1, y1, x2, y2) in enumerate(corners.astype(int)):
+        padded = np.pad(np.asarray(masks[k], np.float32), 1)
+        sized = np.asarray(Image.fromarray(padded).resize((x2 - x1 + 1, y2 - y1 + 1),
+                                                          Image.BILINEAR)) > 0.5
+        top, left = max(0, y1), max(0, x1)
+        bottom, right = min(height, y2 + 1), min(width, x2 + 1)
+        if bottom > top and right > left:
+            out[k, top:bottom, left:right] = sized[top - y1:bottom - y1, left - x1:right - x1]
+    return out
+
+
+def image_detections(outputs, scale, size, original, score_thresh=0.0):
+    """One image's network outputs ``(ids, scores, boxes[, masks])`` (each without the batch
+    axis: ``(N, 1)``, ``(N, 1)``, ``(N, 4)``, ``(N, h, w)``) on the input of ``size = (h, w)``
+    -> :class:`ImageDetections` on the ``original = (height, width)`` image: suppressed rows
+    (id -1) and scores below ``score_thresh`` dropped, boxes restored
+    (:func:`restore_boxes`), masks pasted (:func:`paste_masks`), best score first."""
+    ids, scores, boxes = (np.asarray(a, np.float64) for a in outputs[:3])
+    ids, scores = ids.reshape(-1), scores.reshape(-1)
+    keep = np.flatnonzero((ids >= 0) & (scores >= score_thresh))
+    keep = keep[np.argsort(-scores[keep], kind="stable")]
+    restored = restore_boxes(boxes.reshape(-1, 4)[keep], scale, size)
+    masks = None
+    if len(outputs) > 3:
+        masks = paste_masks(np.asarray(outputs[3])[keep], restored, *original)
+    return ImageDetections(ids[keep].astype(np.int64), scores[keep], restored, masks)

@@ -43,7 +43,9 @@ class _Dataset:
 
     The target is a class label (a number) unless the transform is ``joint``: then it takes
     the image and the sample's target together (an image and its mask, cropped and flipped
-    alike), ``transform(img, target, rng) -> (data, target array)``."""
+    alike), ``transform(img, target, rng) -> (data, target array)``. A joint transform with a
+    ``collate(samples, allocate)`` makes its batches itself (detection: images of any size
+    padded, boxes and image scales as a tuple of arrays)."""
 
     def __init__(self, samples, transform):
         self.samples, self.transform = samples, transform
@@ -63,6 +65,9 @@ class _Dataset:
 
     def batch(self, items, allocate=np.empty):
         """Stacked ``(data, targets)``, both allocated by ``allocate(shape, dtype)``."""
+        collate = getattr(self.transform, "collate", None) if self.joint else None
+        if collate is not None:
+            return collate([self[item] for item in items], allocate)
         first, target = self[items[0]]
         data = allocate((len(items),) + first.shape, first.dtype)
         target = np.asarray(target)
@@ -105,6 +110,8 @@ def _load_batch(items):
     try:
         arrays = _WORKER["dataset"].batch(items, allocate)
         out = tuple((shm.name, a.shape, a.dtype.str) for shm, a in zip(made, arrays))
+        if len(out) == 1:           # a collate() that keeps its targets: sent pickled
+            out += ((None, arrays[1], None),)
     except BaseException:
         for shm in made:
             shm.close()
@@ -138,13 +145,15 @@ def _from_shared(result, ctx):
             shm.close()
             shm.unlink()
     finally:
-        targets = _read_shared(*target)
+        targets = target[1] if target[0] is None else _read_shared(*target)
     return data, targets
 
 
 def _unlink(result):
     """Free a worker's batch that will not be read (an iteration stopped early)."""
     for name, _, _ in result:
+        if name is None:
+            continue
         try:
             shm = shared_memory.SharedMemory(name=name)
         except FileNotFoundError:
@@ -199,8 +208,8 @@ class PythonLoader:
             return
         if self._pool is None:
             self._pool = ProcessPoolExecutor(
-                self._num_workers, mp_context=worker_context(shared_memory=True), initializer=init_worker,
-                initargs=(_setup_worker, self._dataset))
+                self._num_workers, mp_context=worker_context(shared_memory=True),
+                initializer=init_worker, initargs=(_setup_worker, self._dataset))
         with closing(ordered_results(self._pool, _load_batch, batches, 2 * self._num_workers,
                                      discard=_unlink)) as stream:
             for _, result in stream:
@@ -215,7 +224,7 @@ class PythonLoader:
         try:
             with closing(self._batches(batches, ctx)) as stream:
                 for (data, label), count in zip(stream, counts):
-                    yield data, mx.nd.array(label, ctx=ctx), count
+                    yield data, _on_device(label, ctx), count
         except BrokenProcessPool:
             self.close()
             raise UserError("a data loader worker process died (killed or out of memory); "
@@ -241,6 +250,17 @@ class PythonLoader:
     def __del__(self):
         if getattr(self, "_pool", None) is not None:
             self._pool.shutdown(wait=False, cancel_futures=True)
+
+
+def _on_device(label, ctx):
+    """A batch's targets as NDArrays on ``ctx``: float32, except a tuple of target arrays
+    (detection) and float64 arrays (a detection batch's image scales), which keep their
+    dtype."""
+    import mxnet as mx
+    if isinstance(label, tuple):
+        return tuple(mx.nd.array(a, ctx=ctx, dtype=a.dtype) for a in label)
+    return mx.nd.array(label, ctx=ctx, dtype=np.float64 if label.dtype == np.float64
+                       else np.float32)
 
 
 class TrainTransform:

@@ -113,8 +113,11 @@ def _check_model_and_device(cfg, task, dist):
     if cfg.dtype == "float16" and dist.ctx.device_type != "gpu":
         raise UserError("--dtype float16 needs a GPU (MXNet AMP has no fp16 CPU kernels); use "
                         "--dtype float32 on CPU.")
-    size = getattr(cfg, "input_size", None) or getattr(cfg, "crop_size", 224)
-    check_fits_in_memory(cfg.batch_size, size, dist.ctx, training=True)
+    # The task names its largest input side (and the flag that sets it), if it has a say.
+    extent = getattr(task, "input_extent", None)
+    size, flag = extent() if extent else \
+        (getattr(cfg, "input_size", None) or getattr(cfg, "crop_size", 224), "--input-size")
+    check_fits_in_memory(cfg.batch_size, size, dist.ctx, training=True, flag=flag)
 
 
 def train(cfg, task=None):

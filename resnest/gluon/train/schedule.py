@@ -1,8 +1,10 @@
 """Schedules of the published recipes: learning rate per iteration (the classifiers' warm-up +
-cosine, the segmentation models' poly), DropBlock probability per epoch."""
+cosine, the segmentation models' poly, the detectors' GluonCV warm-up + step decay), DropBlock
+probability per epoch."""
 import math
 
-__all__ = ["learning_rate", "poly_learning_rate", "dropblock_prob", "global_lr"]
+__all__ = ["learning_rate", "poly_learning_rate", "step_learning_rate", "dropblock_prob",
+           "global_lr"]
 
 
 def global_lr(lr_per_worker, workers):
@@ -37,6 +39,26 @@ def poly_learning_rate(step, total_steps, warmup_steps, base_lr, power=0.9):
     last = max(1, total_steps - warmup_steps - 1)
     t = min(max(0, step - warmup_steps), last)
     return base_lr * (1.0 - t / last) ** power
+
+
+def step_learning_rate(step, steps_per_epoch, base_lr, warmup_steps=0, warmup_factor=1.0 / 3,
+                       decay_epochs=(), decay=0.1):
+    """LR for the update numbered ``step`` (0-based) of GluonCV's detection recipe
+    (``train_faster_rcnn.py``): ``base_lr`` times ``decay`` once for every epoch of
+    ``decay_epochs`` already begun (the epoch is ``step // steps_per_epoch``), and over the first
+    ``warmup_steps`` updates a linear warm-up from ``warmup_factor`` of it to all of it
+    (``factor * (1 - t) + t`` with ``t = step / warmup_steps``).
+
+    A pure function of its arguments. GluonCV warms up only inside epoch 0 and keeps the last
+    warm-up LR when that epoch is shorter than the warm-up; here the warm-up runs its steps
+    whatever the epoch length.
+    """
+    epoch = step // max(1, steps_per_epoch)
+    lr = base_lr * decay ** sum(1 for e in decay_epochs if epoch >= e)
+    if step < warmup_steps:
+        t = step / warmup_steps
+        lr *= warmup_factor * (1.0 - t) + t
+    return lr
 
 
 def dropblock_prob(epoch, num_epochs, target):

@@ -125,6 +125,12 @@ class Dist:
             self.hvd.allreduce_(tmp, op=self.hvd.Sum, name=f"{name}.{i}")
             arr[:] = tmp
 
+    def gather_objects(self, obj, name):
+        """``[rank 0's obj, rank 1's obj, ...]`` (picklable objects) on every rank."""
+        if self.hvd is None:
+            return [obj]
+        return self.hvd.allgather_object(obj, name=name)
+
     def broadcast_object(self, obj, name):
         """Rank 0's ``obj`` (picklable) on every rank (through :meth:`broadcast_arrays`)."""
         if self.hvd is None:

@@ -1,0 +1,91 @@
+"""The detection stage of ``scripts/demo.py``: the composed real-pixel set (digits pasted on
+photos, with boxes and instance masks) -> train_detection.py twice at equal steps, from scratch
+and from a classifier's backbone -> held-out COCO mAP of both -> detect.py drawing the boxes on
+held-out images.
+
+The backbone is a ``resnest_tiny`` classifier trained on the digits: the demo's own checkpoint
+when its ``--model`` is ``resnest_tiny``, the file given with ``--detection-backbone``, or else
+one trained here on the demo's digit records (``train.py``, a few epochs). The detector is
+``faster_rcnn_fpn_resnest_tiny`` (anchors and RoI levels for images of a few hundred pixels).
+"""
+import os
+
+DETECTOR = "faster_rcnn_fpn_resnest_tiny"
+
+
+def add_arguments(p):
+    """The stage's options on the demo's parser."""
+    p.add_argument("--detection", action="store_true", help="also run the detection stage")
+    p.add_argument("--detection-only", action="store_true", help="only the data and the "
+                   "detection stage (with --detection-backbone)")
+    p.add_argument("--detection-backbone", metavar="FILE", help="a resnest_tiny classifier "
+                   "checkpoint to start the backbone from")
+    p.add_argument("--detection-size", type=int, default=128, help="composed image side")
+    p.add_argument("--detection-images", type=int, nargs=2, default=(64, 24),
+                   metavar=("TRAIN", "VAL"))
+    p.add_argument("--detection-epochs", type=int, default=6)
+    p.add_argument("--detection-data", help="the composed set's folder (default: "
+                   "--data-dir/composed-<size>; reused)")
+
+
+def _launch(args, py, bindir):
+    """horovodrun for more than one rank, else the interpreter itself."""
+    if args.ranks > 1:
+        return [os.path.join(bindir, "horovodrun"), "-np", str(args.ranks), "--gloo", py]
+    return [py]
+
+
+def _backbone(args, py, bindir, out, rec, classifier_params, run, stage):
+    if args.detection_backbone:
+        return args.detection_backbone
+    if args.model == "resnest_tiny" and classifier_params:
+        return classifier_params
+    folder = os.path.join(out, "backbone")
+    run([*_launch(args, py, bindir), "scripts/gluon/train.py", "--rec-train", rec["train"],
+         "--rec-val", rec["val"],
+         "--model", "resnest_tiny", "--input-size", str(args.input_size), "--crop-ratio",
+         "1.0", "--batch-size", "32", "--lr", "0.05", "--num-epochs", "8", "--warmup-epochs",
+         "1", "--seed", "0", "--eval-frequency", "8", "--data-nthreads", "1", "--save-dir",
+         folder, "--no-progress", "--log-interval", "50"])
+    return os.path.join(folder, "imagenet-resnest_tiny-7.params")
+
+
+def _train(args, py, bindir, data, folder, start, run):
+    from resnest.gluon.data.composed import coco_paths
+    train_json, train_images = coco_paths(data, "train")
+    val_json, val_images = coco_paths(data, "val")
+    size = args.detection_size
+    run([*_launch(args, py, bindir), "scripts/gluon/train_detection.py", "--model", DETECTOR,
+         "--train-annotations", train_json, "--train-images", train_images,
+         "--val-annotations", val_json, "--val-images", val_images,
+         "--train-short", str(size * 3 // 4), str(size), "--max-size", str(size),
+         "--val-short", str(size), "--batch-size", "2", "--norm-layer", "bn", "--lr", "0.01",
+         "--warmup-iters", "10", "--num-epochs", str(args.detection_epochs),
+         "--lr-decay-epoch", str(max(1, args.detection_epochs * 3 // 4)), "--seed", "0",
+         "--eval-frequency", str(args.detection_epochs), "-j", "1", "--no-progress",
+         "--log-interval", "20", "--save-dir", folder, *start])
+    return os.path.join(folder, f"detection-{DETECTOR}-{args.detection_epochs - 1}.params")
+
+
+def detection_stage(args, py, bindir, out, rec, classifier_params, run, stage):
+    """Run the stage; returns its folder (``scratch/``, ``pretrained/``, ``detect.json``,
+    ``pictures/``), which :func:`tools.report.detection_lines` reads."""
+    folder = os.path.join(out, "detection")
+    data = args.detection_data or os.path.join(args.data_dir,
+                                               f"composed-{args.detection_size}")
+    train_n, val_n = args.detection_images
+    run([py, "scripts/dataset/make_composed.py", data, "--size", str(args.detection_size),
+         "--train-images", str(train_n), "--val-images", str(val_n), "--objects", "1", "3",
+         "--object-size", str(args.detection_size // 4), str(args.detection_size // 2)])
+    backbone = _backbone(args, py, bindir, out, rec, classifier_params, run, stage)
+    _train(args, py, bindir, data, os.path.join(folder, "scratch"), [], run)
+    tuned = _train(args, py, bindir, data, os.path.join(folder, "pretrained"),
+                   ["--backbone-params", backbone], run)
+    from resnest.gluon.data.composed import coco_paths
+    _, val_images = coco_paths(data, "val")
+    pictures = sorted(os.listdir(val_images))[:3]
+    run([py, "scripts/gluon/detect.py", "--model", DETECTOR, "--resume", tuned,
+         "--threshold", "0.5", "--json", os.path.join(folder, "detect.json"), "--draw",
+         os.path.join(folder, "pictures"), "-j", "0",
+         *[os.path.join(val_images, p) for p in pictures]])
+    return folder
