@@ -117,12 +117,19 @@ def test_a_finetuned_checkpoint_reaches_timm_with_its_class_names(tmp_path):
     assert load_model("resnest_tiny", str(tmp_path / "back.params")).class_names == names
 
 
-def _readme_lines():
-    """The Python block after the ``timm-snippet`` marker of docs/convert.md."""
-    with open(os.path.join(REPO, "docs", "convert.md"), encoding="utf-8") as f:
+def _readme_lines(page=("docs", "convert.md")):
+    """The Python block after the ``timm-snippet`` marker of docs/convert.md (or ``page``)."""
+    with open(os.path.join(REPO, *page), encoding="utf-8") as f:
         text = f.read()
     block = text.split("<!-- timm-snippet -->", 1)[1].split("```python\n", 1)[1]
     return block.split("```", 1)[0]
+
+
+def test_the_readme_shows_the_lines_that_are_run():
+    """The README's timm lines are the tested ones of docs/convert.md, blank lines aside."""
+    def lines(text):
+        return [line for line in text.splitlines() if line.strip()]
+    assert lines(_readme_lines(("README.md",))) == lines(_readme_lines())
 
 
 def test_the_documented_lines_load_our_checkpoint_in_timm_and_predict(tmp_path):
