@@ -30,6 +30,25 @@ TINY = ["--model", "resnest_tiny", "--input-size", "32", "--crop-ratio", "1.0",
         "--data-nthreads", "1", "--no-progress"]
 
 
+# The 2-rank reference run: it learns, evaluates every 2 epochs, checkpoints every 2 epochs and
+# every 5 steps; test_scripts_train_resume.py kills, resumes and continues the same run.
+TWO_RANKS = ["--num-epochs", "4", "--batch-size", "32", "--lr", "0.1", "--warmup-epochs", "1",
+             "--last-gamma", "--no-wd", "--label-smoothing", "--mixup", "--log-interval", "10",
+             "--eval-frequency", "2", "--save-frequency", "2", "--save-interval-steps", "5",
+             "--seed", "4", *TINY]
+# The 1-rank reference run on the small digits, every recipe switch that draws random numbers.
+ONE_RANK = ["--num-epochs", "2", "--batch-size", "16", "--lr", "0.1", "--warmup-epochs", "1",
+            "--last-gamma", "--no-wd", "--label-smoothing", "--mixup", "--dropblock-prob",
+            "0.1", "--log-interval", "1", "--save-frequency", "1", "--seed", "3", *TINY]
+
+
+def data(pack):
+    """The --rec-train/--rec-val arguments of a ``(train.rec, val.rec)`` pair or of the shared
+    digits (conftest.digits)."""
+    train_rec, val_rec = pack if isinstance(pack, tuple) else (pack.train_rec, pack.val_rec)
+    return ["--rec-train", train_rec, "--rec-val", val_rec]
+
+
 def env(threads=1, **extra):
     """The environment of a run: ``threads`` OpenMP threads, this tree first on the path."""
     out = dict(os.environ, OMP_NUM_THREADS=str(threads), **extra)
