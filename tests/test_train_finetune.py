@@ -40,8 +40,8 @@ def tuning(digits, tmp_path_factory):
     root = tmp_path_factory.mktemp("finetune")
     digits_subset(digits, root / "d04", classes=range(5))
     digits_subset(digits, root / "d59", classes=range(5, 10), train_per_class=20)
-    # Evaluated once, at the end (what the assertion reads): --eval-frequency is operational,
-    # it changes no weight (test_scripts_train_resume.py: bit-identical runs with it).
+    # Evaluated once, at the end (the top-1 the assertion reads): evaluation only reads the
+    # weights, and --eval-frequency is an operational option (not part of the run's identity).
     _train("--train-dir", str(root / "d04" / "train"), "--val-dir", str(root / "d04" / "val"),
            "--save-dir", str(root / "pre"), "--num-epochs", "8", "--batch-size", "32",
            "--lr", "0.05", "--warmup-epochs", "1", "--eval-frequency", "8")
