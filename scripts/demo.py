@@ -5,8 +5,11 @@
 Stages: write the digits as a class-folder tree -> pack train/val RecordIO with im2rec.py ->
 train with `horovodrun -np 2 --gloo` (the published recipe's pieces) -> verify.py on the final
 checkpoint -> predict.py on a few held-out images -> benchmark.py: measured top-1 and latency per
-inference engine and dtype -> a report. The data set is reused between runs; each run gets a
-fresh folder under ``runs/`` and nothing is overwritten.
+inference engine and dtype -> segmentation on the composed set (real digits pasted on real
+photos): FCN fine-tuned from the trained classifier's trunk and from scratch at equal steps,
+held-out mIoU of both (evaluate_segmentation.py), an overlay picture (segment.py) -> a report.
+The data sets are reused between runs; each run gets a fresh folder under ``runs/`` and nothing
+is overwritten.
 """
 import argparse
 import collections
@@ -39,10 +42,19 @@ def parse_args(argv):
     p.add_argument("--benchmark-backends", nargs="+",
                    default=["mxnet", "onnxruntime", "openvino"])
     p.add_argument("--skip-benchmark", action="store_true")
+    p.add_argument("--seg-model", help="segmentation model (default: fcn_<model>)")
+    p.add_argument("--seg-size", type=int, default=96, help="composed image side")
+    p.add_argument("--seg-images", type=int, nargs=2, default=[300, 60],
+                   metavar=("TRAIN", "VAL"), help="composed training / held-out images")
+    p.add_argument("--seg-epochs", type=int, default=8)
+    p.add_argument("--seg-batch-size", type=int, default=8, help="per rank")
+    p.add_argument("--seg-lr", type=float, default=0.01, help="per rank")
+    p.add_argument("--seg-ranks", type=int, default=2)
+    p.add_argument("--skip-segmentation", action="store_true")
     return p.parse_args(argv)
 
 
-STAGES = 7
+STAGES = 8
 _RANK_LINE = re.compile(r"^\[(\d+)\]<(?:stdout|stderr)>:(.*)$")
 
 
@@ -127,6 +139,48 @@ def held_out_examples(args, count=6):
     return picks
 
 
+def _launcher(ranks, py):
+    if ranks == 1:
+        return [py]
+    return [os.path.join(os.path.dirname(py), "horovodrun"), "-np", str(ranks), "--gloo", py]
+
+
+def segmentation_stage(args, py, out, classifier_params):
+    """Stage 7: the composed set (reused), the segmentation model trained twice with the same
+    steps (its backbone from ``classifier_params``, and from scratch), each scored on every
+    held-out image at the end, and segment.py's overlay of a few of them. Returns the files
+    the report reads."""
+    model = args.seg_model or f"fcn_{args.model}"
+    size, (train_images, val_images) = args.seg_size, args.seg_images
+    data = os.path.join(args.data_dir, f"composed-{size}-{train_images}-{val_images}")
+    if not os.path.isfile(os.path.join(data, "classes.txt")):   # written last: complete
+        run([py, "scripts/dataset/make_composed.py", data, "--size", str(size),
+             "--train-images", str(train_images), "--val-images", str(val_images),
+             "--objects", "1", "4", "--object-size", str(max(8, size // 4)),
+             str(max(12, size * 3 // 5))])
+    seg = {"model": model, "data": data, "runs": {}}
+    for start, extra in (("classifier trunk", ["--pretrained-params", classifier_params]),
+                         ("scratch", [])):
+        folder = os.path.join(out, "segmentation", start.split()[0])
+        run(_launcher(args.seg_ranks, py) + [
+            "scripts/gluon/train_segmentation.py", "--data-dir", data, "--model", model,
+            "--base-size", str(size), "--crop-size", str(size), "--batch-size",
+            str(args.seg_batch_size), "--lr", str(args.seg_lr), "--num-epochs",
+            str(args.seg_epochs), "--eval-frequency", str(args.seg_epochs), "--seed", "0",
+            "--data-nthreads", "1", "--save-dir", folder, "--no-progress", "--log-interval",
+            "20", *extra])
+        # The composed images are their own crop, so the last epoch's validation is what
+        # evaluate_segmentation.py measures on the final checkpoint (one process less).
+        seg["runs"][start] = {"train_dir": folder, "params": os.path.join(
+            folder, f"segmentation-{model}-{args.seg_epochs - 1}.params")}
+    held_out = sorted(os.listdir(os.path.join(data, "images", "validation")))[:3]
+    seg["segment"] = os.path.join(out, "segmentation", "segment")
+    run([py, "scripts/gluon/segment.py", "--model", model, "--resume",
+         seg["runs"]["classifier trunk"]["params"], "--backend", "mxnet", "--out",
+         seg["segment"]] + [os.path.join(data, "images", "validation", n) for n in held_out])
+    return seg
+
+
 def main(argv=None):
     args = parse_args(argv)
     py = sys.executable
@@ -168,11 +222,17 @@ def main(argv=None):
              "1.0", "--batch-sizes", "1", "16", "--backends"] + args.benchmark_backends +
             ["--dtypes"] + args.benchmark_dtypes +
             ["--json", bench_json, "--chart", os.path.join(out, "accuracy_latency.png")])
-    stage(7, "report")
+    seg = None
+    if args.skip_segmentation:
+        stage(7, "segmentation: skipped (--skip-segmentation)")
+    else:
+        stage(7, "segmentation on the composed set: classifier trunk vs scratch, equal steps")
+        seg = segmentation_stage(args, py, out, params)
+    stage(8, "report")
     from tools.report import demo_report
     text = demo_report(out, train_dir, verify_json, bench_json if not args.skip_benchmark
                        else None, total_s=time.time() - t0, train_s=train_s,
-                       predict_json=predict_json)
+                       predict_json=predict_json, segmentation=seg)
     print(text)
     with open(os.path.join(out, "report.txt"), "w") as f:
         f.write(text + "\n")

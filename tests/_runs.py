@@ -57,19 +57,27 @@ def env(threads=1, **extra):
     return out
 
 
-def command(*args, ranks=1, hooked=True, launcher=()):
-    """The command line of a run of train.py with ``args``; ``launcher`` goes between the
-    Python interpreter and the script (e.g. a wrapper that changes each rank's folder)."""
-    cmd = [PY, *launcher, *([HOOKS] if hooked else []), TRAIN, *map(str, args)]
+def script(name):
+    """The path of ``scripts/gluon/<name>`` (another training script for ``script=``)."""
+    return os.path.join(REPO, "scripts", "gluon", name)
+
+
+def command(*args, ranks=1, hooked=True, launcher=(), script=TRAIN):
+    """The command line of a run of ``script`` (train.py) with ``args``; ``launcher`` goes
+    between the Python interpreter and the script (e.g. a wrapper that changes each rank's
+    folder)."""
+    cmd = [PY, *launcher, *([HOOKS] if hooked else []), script, *map(str, args)]
     if ranks > 1:
         cmd = [HOROVODRUN, "-np", str(ranks), "--gloo", *cmd]
     return cmd
 
 
-def train(*args, ranks=1, run_env=None, check=True, timeout=300, hooked=True, launcher=()):
-    """Run train.py to its end; returns the CompletedProcess (asserted successful with
-    ``check``)."""
-    proc = subprocess.run(command(*args, ranks=ranks, hooked=hooked, launcher=launcher),
+def train(*args, ranks=1, run_env=None, check=True, timeout=300, hooked=True, launcher=(),
+          script=TRAIN):
+    """Run ``script`` (train.py) to its end; returns the CompletedProcess (asserted successful
+    with ``check``)."""
+    proc = subprocess.run(command(*args, ranks=ranks, hooked=hooked, launcher=launcher,
+                                  script=script),
                           env=run_env or env(), capture_output=True, text=True,
                           timeout=timeout)
     if check:
@@ -77,10 +85,11 @@ def train(*args, ranks=1, run_env=None, check=True, timeout=300, hooked=True, la
     return proc
 
 
-def start(*args, ranks=1, run_env=None, hooked=False):
-    """train.py started in its own session (``os.killpg(proc.pid, ...)`` stops all of it);
-    its output is discarded."""
-    return subprocess.Popen(command(*args, ranks=ranks, hooked=hooked), env=run_env or env(),
+def start(*args, ranks=1, run_env=None, hooked=False, script=TRAIN):
+    """``script`` (train.py) started in its own session (``os.killpg(proc.pid, ...)`` stops
+    all of it); its output is discarded."""
+    return subprocess.Popen(command(*args, ranks=ranks, hooked=hooked, script=script),
+                            env=run_env or env(),
                             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
                             start_new_session=True)
 

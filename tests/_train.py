@@ -20,6 +20,9 @@ class PeerDist(Dist):
     def allreduce_start(self, values, name):
         return super().allreduce_start(values, name) + mx.nd.array(self.peer, dtype="float64")
 
+    def failed_ranks(self, ok, name):
+        return [] if ok else [0]                 # the pretend peer always succeeds
+
 
 def tiny_net(classes=4, lr=0.1):
     """``(net, trainer)``: an initialised, hybridized resnest_tiny and its NAG trainer."""

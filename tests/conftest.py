@@ -203,3 +203,14 @@ def digits_net(digits_data):
             loss.backward()
             trainer.step(32)
     return net
+
+
+@pytest.fixture(scope="session")
+def composed_data(tmp_path_factory):
+    """The composed real-pixel segmentation set, small: 64 x 64, 64 training and 5 (an odd
+    number) validation images of real digits on real photos, ADE20K layout, classes.txt."""
+    from resnest.gluon.data import write_composed
+    root = tmp_path_factory.mktemp("composed") / "composed"
+    write_composed(str(root), size=64, train_images=64, val_images=5, objects=(1, 3),
+                   object_size=(16, 40))
+    return root

@@ -128,3 +128,33 @@ def test_draws_are_a_function_of_the_seed():
     assert a == b and len(set(a)) == 5
     for d in a:
         assert 260 <= d.long_size <= 1040
+
+
+def test_the_model_input_is_gluoncvs_totensor_and_normalize():
+    from mxnet.gluon.data.vision import transforms
+    from resnest.gluon.data.seg_transforms import to_input
+    pipeline = transforms.Compose([transforms.ToTensor(),
+                                   transforms.Normalize([.485, .456, .406], [.229, .224, .225])])
+    import mxnet as mx
+    for img, _ in _photos():
+        want = pipeline(mx.nd.array(img, dtype="uint8")).asnumpy()
+        got = to_input(img)
+        assert got.dtype == np.float32 and got.shape == want.shape
+        np.testing.assert_allclose(got, want, rtol=1e-6, atol=1e-6)
+
+
+def test_loader_transforms_are_the_transforms_above_with_the_sample_seed():
+    from resnest.gluon.data.seg_transforms import (SegmentationEvalTransform,
+                                                   SegmentationTrainTransform, to_input)
+    img, mask = _photos()[0]
+    data, target = SegmentationTrainTransform(200, 180)(img, mask, np.random.RandomState(5))
+    draws = draw_train(img.shape[0], img.shape[1], 200, 180, np.random.RandomState(5))
+    want_img, want_mask = train_sync_transform(img, mask, draws, 180)
+    np.testing.assert_array_equal(data, to_input(want_img))
+    np.testing.assert_array_equal(target, mask_target(want_mask))
+    data, target = SegmentationEvalTransform(181)(img, mask)
+    want_img, want_mask = val_sync_transform(img, mask, 181)
+    np.testing.assert_array_equal(data, to_input(want_img))
+    whole, target = SegmentationEvalTransform()(img, mask)          # test.py: the image as is
+    assert whole.shape == (3,) + img.shape[:2]
+    np.testing.assert_array_equal(target, mask_target(mask))

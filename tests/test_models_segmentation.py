@@ -7,8 +7,6 @@ Expected values come from GluonCV's models, built with ``pretrained=False,
 pretrained_base=False`` for the input size they are compared at (GluonCV's DeepLab runs at one
 size only, fixed by its ``height`` / ``width`` / ``crop_size``), or from its ``predict``.
 """
-import dataclasses
-import hashlib
 import warnings
 
 import mxnet as mx
@@ -16,9 +14,10 @@ import numpy as np
 import pytest
 
 from _images import skimage_photo as photo
+from _published import publish_file
 from conftest import randomize_bn
 from resnest.gluon import UserError, get_model, list_models, model_task
-from resnest.gluon.pretrained import PRETRAINED, PretrainedInfo, SegmentationEval
+from resnest.gluon.pretrained import PRETRAINED, SegmentationEval
 from resnest.gluon.models.segmentation.evaluation import normalize, single_scale
 
 gluoncv = pytest.importorskip("gluoncv")
@@ -218,8 +217,9 @@ def test_tiny_models_any_size_hybridized(name, aux):
 # -- registry, store, errors -------------------------------------------------------------------
 
 def test_registry_lists_the_segmentation_task():
+    own = (14, 26) + DEPTHS                           # on every published classifier
     want = sorted([f"deeplab_resnest{d}_ade" for d in DEPTHS] + [f"deeplab_resnest{d}"
-                  for d in DEPTHS] + [f"fcn_resnest{d}" for d in DEPTHS]
+                  for d in own] + [f"fcn_resnest{d}" for d in own]
                   + ["deeplab_resnest_tiny", "fcn_resnest_tiny"])
     assert list_models(task="segmentation") == want
     assert list_models(task="segmentation", pretrained=True) == \
@@ -239,25 +239,11 @@ def test_user_errors():
         get_model("deeplab_resnest_tiny", classes=3, dilation=2)
 
 
-def _publish_file(monkeypatch, home, name, path, **row):
-    """Put ``path`` in a weights store under ``home`` as ``name``'s published file (its sha1
-    patched into our table); nothing can be downloaded (a closed local port)."""
-    data = open(path, "rb").read()
-    base = PRETRAINED.get(name) or PretrainedInfo(name, "0" * 40, ("gluoncv",), **row)
-    info = dataclasses.replace(base, sha1=hashlib.sha1(data).hexdigest())
-    monkeypatch.setitem(PRETRAINED, name, info)
-    (home / "models").mkdir(parents=True, exist_ok=True)
-    (home / "models" / info.file_name).write_bytes(data)
-    monkeypatch.setenv("MXNET_HOME", str(home))
-    monkeypatch.setenv("RESNEST_MODEL_REPO", "http://127.0.0.1:9/")
-    return info
-
-
 def test_pretrained_true_loads_through_the_store(tmp_path, monkeypatch):
     src = get_model("deeplab_resnest_tiny", classes=150)
     src.initialize(mx.init.Uniform(1.0))
     src.save_parameters(str(tmp_path / "w.params"))
-    info = _publish_file(monkeypatch, tmp_path / "home", "deeplab_resnest_tiny",
+    info = publish_file(monkeypatch, tmp_path / "home", "deeplab_resnest_tiny",
                          str(tmp_path / "w.params"), task="segmentation",
                          eval=SegmentationEval(), class_list="ade20k", classes=150)
     net = get_model("deeplab_resnest_tiny", classes=150, pretrained=True)
@@ -303,7 +289,7 @@ def test_pretrained_backbone_refuses_a_segmentation_file(tmp_path, monkeypatch):
     seg = get_model("deeplab_resnest_tiny", classes=4)
     seg.initialize()
     seg.save_parameters(str(tmp_path / "seg.params"))
-    _publish_file(monkeypatch, tmp_path / "home", "resnest_tiny", str(tmp_path / "seg.params"))
+    publish_file(monkeypatch, tmp_path / "home", "resnest_tiny", str(tmp_path / "seg.params"))
     with pytest.raises(UserError, match="holds (head|auxlayer).*another model"):
         get_model("deeplab_resnest_tiny", classes=4, pretrained_backbone=True)
 
@@ -358,3 +344,16 @@ def test_deeplab_resnest50_exports_at_crop_480(tmp_path):
     want = net(x)
     path = export_onnx(net, str(tmp_path / "r50.onnx"), input_size=480)
     assert_close32(onnx_runner(path)(x.asnumpy()), want)
+
+
+def test_macs_count_the_auxiliary_output_too():
+    """count_macs of a model with two outputs counts both: with the auxiliary head, a 64 x 64
+    image adds its two convolutions on the 8 x 8 layer3 map (output stride 8), by hand:
+    3x3 1024 -> 256 and 1x1 256 -> 150."""
+    from resnest.gluon.flops import count_macs
+    macs = {}
+    for aux in (False, True):
+        net = get_model("deeplab_resnest50_ade", aux=aux)
+        net.initialize()
+        macs[aux] = count_macs(net, 64)
+    assert macs[True] - macs[False] == 8 * 8 * (256 * 1024 * 3 * 3 + 150 * 256)

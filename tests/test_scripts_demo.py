@@ -24,7 +24,7 @@ def test_demo_end_to_end_in_miniature(small_digits, tmp_path, capsys):
     args = ["--images", str(small_digits), "--data-dir", str(tmp_path / "data"),
             "--runs-dir", str(runs), "--model", "resnest_tiny", "--epochs", "1",
             "--batch-size", "8", "--benchmark-dtypes", "float32",
-            "--benchmark-backends", "mxnet", "onnxruntime"]
+            "--benchmark-backends", "mxnet", "onnxruntime", "--skip-segmentation"]
     assert demo.main(args) == 0
     out = capsys.readouterr().out
     (run,) = os.listdir(runs)
@@ -66,7 +66,46 @@ def test_demo_end_to_end_in_miniature(small_digits, tmp_path, capsys):
     from resnest.gluon.utils.cli import is_native_log_line
     assert "<stderr>:" not in out and "<stdout>:" not in out
     assert not [ln for ln in out.splitlines() if is_native_log_line(ln.encode())]
-    assert out.count("=== [") == 7
+    assert out.count("=== [") == 8 and "segmentation: skipped" in out
+
+
+def test_segmentation_stage_in_miniature(tmp_path, capsys):
+    """The stage on a tiny composed set, one process per run: both starts train the same
+    steps, the classifier's trunk is loaded, each is scored on every held-out image, and the
+    report's lines are the numbers of the runs' metrics.jsonl (whose last validation is
+    evaluate_segmentation.py's score, test_scripts_train_segmentation.py)."""
+    import mxnet as mx
+    from resnest.gluon import get_model
+    from tools.report import _segmentation_lines
+    classifier = get_model("resnest_tiny", classes=10)
+    classifier.initialize(mx.init.Xavier())
+    classifier.save_parameters(str(tmp_path / "cls.params"))
+    args = demo.parse_args(["--data-dir", str(tmp_path / "data"), "--model", "resnest_tiny",
+                            "--seg-size", "48", "--seg-images", "8", "3", "--seg-epochs", "1",
+                            "--seg-batch-size", "4", "--seg-ranks", "1"])
+    out = tmp_path / "run"
+    out.mkdir()
+    seg = demo.segmentation_stage(args, sys.executable, str(out), str(tmp_path / "cls.params"))
+    printed = capsys.readouterr().out
+    assert seg["model"] == "fcn_resnest_tiny" and list(seg["runs"]) == ["classifier trunk",
+                                                                         "scratch"]
+    steps = set()
+    for start, files in seg["runs"].items():
+        with open(os.path.join(files["train_dir"], "config.json")) as f:
+            config = json.load(f)
+        steps.add((config["num_epochs"], config["steps_per_epoch"], config["batch_size"]))
+        assert config["train_samples"] == 8
+    assert steps == {(1, 2, 4)}                                # equal steps: 8 images / 4
+    assert "backbone from the classifier" in printed
+    lines = _segmentation_lines(seg)
+    for start, files in seg["runs"].items():
+        with open(os.path.join(files["train_dir"], "metrics.jsonl")) as f:
+            scored = [json.loads(line) for line in f if '"kind": "epoch"' in line][-1]
+        assert scored["val_samples"] == 3 and scored["mIoU"] is not None
+        assert f"backbone from {start:16s}: held-out mIoU {scored['mIoU']:6.2f}%" in \
+            "\n".join(lines)
+    overlays = sorted(p.name for p in (out / "segmentation" / "segment").glob("*.overlay.jpg"))
+    assert len(overlays) == 3 and all(o in "\n".join(lines) for o in overlays)
 
 
 def test_new_run_folder_never_reuses_one(tmp_path):

@@ -6,6 +6,10 @@ interleaved rounds (a new random order each round) in one process, after warm-up
 synchronised: the authors' published Gluon model, plain hybridized float32 (the 1.00x
 reference), and ours per backend (``mxnet``, ``onnxruntime``, ``openvino``) and dtype, built by
 :func:`resnest.gluon.inference.optimize`. Weights are random: speed does not depend on them.
+A segmentation model (``deeplab_resnest50_ade`` ...) is timed without its auxiliary head beside
+GluonCV's own model of that name built for the input size (``--baseline gluoncv``; the authors
+published none); ours gets GluonCV's random weights, and each row of ours says how far its
+output is from GluonCV's (``max_abs_diff_vs_gluoncv``).
 int8 is calibrated on real photo crops (:mod:`tools.photos`). Every row carries the CPU model,
 its ISA flags and the CPU the other processes used while it was timed.
 """
@@ -14,7 +18,9 @@ import sys
 
 import mxnet as mx
 
-from .timing import LoadMeter, cpu_info, percentile, summarize, time_interleaved
+import numpy as np
+
+from .timing import LoadMeter, cpu_info, percentile, summarize, sync_output, time_interleaved
 
 __all__ = ["Candidate", "build_candidates", "benchmark_rows", "print_rows", "draw_chart",
            "accuracy_table"]
@@ -31,6 +37,7 @@ class Candidate:
     mode: str              # optimized or plain (hybridized only)
     fn: object
     inputs: object
+    diff: float = None     # segmentation: max |ours - GluonCV's| on the timed batch
 
     @property
     def label(self):
@@ -39,19 +46,55 @@ class Candidate:
 
 def _plain(net, x):
     net.hybridize(static_alloc=True, static_shape=True)
-    net(x).wait_to_read()
+    sync_output(net(x))
     return net
 
 
-def _fresh(impl, model, classes, x):
+def is_segmentation(model):
+    """Whether ``model`` is a registered segmentation model."""
+    from resnest.gluon import model_task
+    try:
+        return model_task(model) == "segmentation"
+    except Exception:              # an unknown name: the builders below say so in one sentence
+        return False
+
+
+def _fresh(impl, model, classes, x, like=None):
+    """``impl``'s model, initialised (with ``like``'s arrays, by name, when given) and run
+    once. Segmentation models come without their auxiliary head; GluonCV's is built for the
+    input size (its DeepLab pools at a fixed size)."""
+    import warnings
+
     from resnest.gluon import get_model
 
-    from .reference import authors_model, gluoncv_model
+    from .reference import authors_model, copy_weights, gluoncv_model
+    if is_segmentation(model):
+        if impl == "authors":
+            raise ValueError("the authors published no Gluon segmentation model; compare with "
+                             "--baseline gluoncv")
+        kwargs = dict(aux=False) if impl == "ours" else dict(
+            aux=False, pretrained=False, pretrained_base=False, height=x.shape[2],
+            width=x.shape[3])
+        if classes is not None and impl == "ours":     # GluonCV's: its data set's classes
+            kwargs["classes"] = classes
+    else:
+        kwargs = dict(classes=classes or 1000)
     build = {"ours": get_model, "authors": authors_model, "gluoncv": gluoncv_model}[impl]
-    net = build(model, classes=classes)
-    net.initialize(mx.init.Xavier(), ctx=x.context)          # on the GPU with --num-gpus
-    net(x[:1]).wait_to_read()
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")                  # GluonCV's init / BN warnings
+        net = build(model, **kwargs)
+        net.initialize(mx.init.Xavier(), ctx=x.context)  # on the GPU with --num-gpus
+    sync_output(net(x[:1]))
+    if like is not None:
+        copy_weights(like, net)
     return net
+
+
+def _max_diff(theirs, ours):
+    """Largest absolute difference of the main outputs of two models (NDArrays or numpy)."""
+    a, b = [np.asarray(o.asnumpy() if hasattr(o, "asnumpy") else o, np.float64) for o in
+            (o[0] if isinstance(o, (list, tuple)) else o for o in (theirs, ours))]
+    return float(np.abs(a - b).max())
 
 
 def _calibration(input_size, count=16):
@@ -89,14 +132,18 @@ def build_candidates(model, batch_size, input_size, dtypes=("float32",), backend
     ctx = ctx or mx.cpu()
     x = mx.nd.random.uniform(-2, 2, shape=(batch_size, 3, input_size, input_size), ctx=ctx)
     found, skipped = _baselines(baselines, model, classes, x)
+    like = next((c.fn for c in found if c.impl == "gluoncv"), None) \
+        if is_segmentation(model) else None
+    reference = sync_output(like(x)) if like is not None else None
     if plain:
-        found.append(Candidate("ours", "mxnet", model, "float32", "plain",
-                               _plain(_fresh("ours", model, classes, x), x), x))
+        net = _plain(_fresh("ours", model, classes, x, like), x)
+        found.append(Candidate("ours", "mxnet", model, "float32", "plain", net, x,
+                               None if like is None else _max_diff(reference, net(x))))
     calib = _calibration(input_size) if "int8" in dtypes else None
     for backend in backends:
         for dtype in dtypes:
             try:
-                net = optimize(_fresh("ours", model, classes, x), dtype, backend=backend,
+                net = optimize(_fresh("ours", model, classes, x, like), dtype, backend=backend,
                                ctx=ctx, calib_data=calib if dtype == "int8" else None,
                                input_size=input_size, batch_size=batch_size,
                                calib_mode="naive")
@@ -104,14 +151,18 @@ def build_candidates(model, batch_size, input_size, dtypes=("float32",), backend
                 skipped.append((f"ours:{backend}:{model}:{dtype}", str(err)))
                 continue
             inputs = x if backend == "mxnet" else x.asnumpy()
-            found.append(Candidate("ours", backend, model, dtype, "optimized", net, inputs))
+            found.append(Candidate("ours", backend, model, dtype, "optimized", net, inputs,
+                                   None if like is None else _max_diff(reference, net(inputs))))
     return found, skipped
 
 
 def _size(model, input_size, classes):
     from resnest.gluon import get_model
     from resnest.gluon.flops import count_macs, count_params
-    net = get_model(model, classes=classes)
+    kwargs = dict(aux=False) if is_segmentation(model) else dict(classes=classes or 1000)
+    if classes is not None:
+        kwargs["classes"] = classes
+    net = get_model(model, **kwargs)
     net.initialize()
     net(mx.nd.zeros((1, 3, 64, 64)))
     return count_params(net) / 1e6, 2 * count_macs(net, input_size) / 1e9
@@ -151,6 +202,8 @@ def benchmark_rows(args, model, batch_size, input_size, ctx, threads):
                    **summarize(times[c.label], batch_size).as_dict())
         if c.impl == "ours":
             row.update(params_m=round(params_m, 4), gflops=round(gflops, 4))
+        if c.diff is not None:
+            row["max_abs_diff_vs_gluoncv"] = c.diff
         row.update(load.as_dict(), cpu=cpu["model"], isa=cpu["isa"])
         rows.append(row)
     _speedups(rows, times, found)
@@ -159,12 +212,13 @@ def benchmark_rows(args, model, batch_size, input_size, ctx, threads):
 
 def print_rows(rows):
     """The rows as a table, with the machine and the load line under it."""
-    print(f"{'impl':8s}{'backend':12s}{'model':14s}{'dtype':9s}{'mode':10s}{'size':>5s}"
+    width = max([14] + [len(r['model']) + 1 for r in rows])
+    print(f"{'impl':8s}{'backend':12s}{'model':{width}s}{'dtype':9s}{'mode':10s}{'size':>5s}"
           f"{'batch':>6s}{'median':>9s}{'p99':>9s}{'img/s':>8s}  speed-up (paired)")
     for r in rows:
         ups = " ".join(f"{k[11:]}={v:.2f}x ({r['paired_' + k]:.2f}x)" for k, v in r.items()
                        if k.startswith("speedup_vs_"))
-        print(f"{r['impl']:8s}{r['backend']:12s}{r['model']:14s}{r['dtype']:9s}{r['mode']:10s}"
+        print(f"{r['impl']:8s}{r['backend']:12s}{r['model']:{width}s}{r['dtype']:9s}{r['mode']:10s}"
               f"{r['input_size']:5d}{r['batch_size']:6d}{r['median_ms']:9.1f}{r['p99_ms']:9.1f}"
               f"{r['images_per_s']:8.1f}  {ups}")
     if rows:

@@ -52,9 +52,31 @@ def _predict_lines(predict_json):
     return lines
 
 
+def _segmentation_lines(seg):
+    """The segmentation stage: held-out mIoU / pixAcc of each start (the last epoch's
+    validation in its metrics.jsonl), the steps each trained (its config.json), the overlay
+    pictures (segment.py's)."""
+    lines = []
+    for start, files in seg["runs"].items():
+        scored = _epochs(files["train_dir"])[-1]
+        with open(os.path.join(files["train_dir"], "config.json")) as f:
+            config = json.load(f)
+        if not lines:
+            lines.append(f"segmentation ({seg['model']} on the composed set {seg['data']}: "
+                         f"{config['train_samples']} training images, {config['num_epochs']} "
+                         f"epochs x {config['steps_per_epoch']} steps of "
+                         f"{config['batch_size']} x {config['workers']} images):")
+        lines.append(f"  backbone from {start:16s}: held-out mIoU {scored['mIoU']:6.2f}%  "
+                     f"pixAcc {scored['pixAcc']:6.2f}%  on {scored['val_samples']} images")
+    overlays = sorted(n for n in os.listdir(seg["segment"]) if n.endswith(".overlay.jpg"))
+    lines += [f"  overlay (segment.py)  {os.path.join(seg['segment'], n)}" for n in overlays]
+    return lines
+
+
 def demo_report(run_dir, train_dir, verify_json, bench_json=None, total_s=None, train_s=None,
-                predict_json=None):
-    """The text of the final report of ``scripts/demo.py``."""
+                predict_json=None, segmentation=None):
+    """The text of the final report of ``scripts/demo.py``; ``segmentation``: the files of
+    its segmentation stage (``demo.segmentation_stage``), if it ran."""
     epochs = _epochs(train_dir)
     last = epochs[-1]
     with open(verify_json) as f:
@@ -88,6 +110,8 @@ def demo_report(run_dir, train_dir, verify_json, bench_json=None, total_s=None, 
         lines.append("inference per engine and dtype (benchmark.py: top-1 on the held-out "
                      "digits, model-only latency):")
         lines += _benchmark_lines(bench_json)
+    if segmentation:
+        lines += _segmentation_lines(segmentation)
     if train_s is not None and total_s is not None:
         lines.append(f"time: training {train_s / 60:.1f} min, whole demo {total_s / 60:.1f} min")
     lines += [

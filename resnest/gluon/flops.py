@@ -22,10 +22,14 @@ def count_macs(net, input_size=224, in_channels=3):
     """Multiply-accumulates of one image through the convolutions and dense layers of ``net``.
 
     FLOPs are usually quoted as 2 x MACs (ResNeSt-50 at 224: 5.4 GMACs, 10.8 GFLOPs). The count
-    is read from the traced symbol with inferred shapes, so it holds for any input size.
+    is read from the traced symbol with inferred shapes, so it holds for any input size; a
+    model with several outputs (a segmentation model's auxiliary head) counts all of them.
     """
     data = mx.sym.var("data")
-    internals = net(data).get_internals()
+    out = net(data)
+    if isinstance(out, (list, tuple)):           # a segmentation model's outputs: all of them
+        out = mx.sym.Group(list(out))
+    internals = out.get_internals()
     _, out_shapes, _ = internals.infer_shape_partial(data=(1, in_channels, input_size, input_size))
     shapes = dict(zip(internals.list_outputs(), out_shapes))
     nodes = json.loads(internals.tojson())["nodes"]

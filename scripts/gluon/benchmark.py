@@ -4,6 +4,9 @@ authors' model.
     python scripts/gluon/benchmark.py --models resnest50 --batch-sizes 16 1 \
         --backends mxnet onnxruntime openvino --dtypes float32 int8 bfloat16 --json bench.json
 
+    python scripts/gluon/benchmark.py --models deeplab_resnest50_ade --input-sizes 480 \
+        --batch-sizes 1 --baseline gluoncv --backends mxnet onnxruntime   # segmentation
+
 Per model x batch size x input size, the authors' published Gluon model (plain hybridized
 float32: the 1.00x reference) and ours per backend and dtype (``optimize(net, dtype,
 backend=...)``; a combination that cannot run here is skipped with the reason) are timed
@@ -56,7 +59,8 @@ def parse_args(argv):
     p.add_argument("--gap", type=float, default=0.1,
                    help="seconds of idle before each candidate's turn, so the previous engine's "
                         "spin-waiting threads are quiet (0: none)")
-    p.add_argument("--classes", type=int, default=1000)
+    p.add_argument("--classes", type=int, help="default: 1000 for a classifier, the "
+                   "published count for a segmentation model (deeplab_resnest50_ade: 150)")
     p.add_argument("--num-gpus", type=int, default=0)
     p.add_argument("--shared-cpu", action="store_true",
                    help="other processes use these cores: no spin-waiting (GOMP_SPINCOUNT=0, "
@@ -81,7 +85,7 @@ def _check(args):
     """One sentence for numbers that cannot be benchmarked."""
     for flag, values, low in (("--batch-sizes", args.batch_sizes, 1),
                               ("--input-sizes", args.input_sizes, 32),
-                              ("--classes", [args.classes], 1),
+                              ("--classes", [args.classes] if args.classes else [], 1),
                               ("--runs", [args.runs], 1), ("--warmup", [args.warmup], 0),
                               ("--rounds", [args.rounds] if args.rounds is not None else [], 1),
                               ("--num-gpus", [args.num_gpus], 0)):

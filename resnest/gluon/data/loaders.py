@@ -34,34 +34,53 @@ from .validate import rec_info
 from .workers import init_worker, ordered_results, worker_context
 
 __all__ = ["RecordSamples", "FolderSamples", "PythonLoader", "TrainTransform", "train_loader",
-           "eval_loader"]
+           "train_plan", "eval_loader"]
 
 
 class _Dataset:
-    """Item ``(position, seed)`` -> ``(CHW float32, label)``; a batch of items -> stacked
-    numpy arrays (what a worker process sends back)."""
+    """Item ``(position, seed)`` -> ``(CHW float32, target)``; a batch of items -> stacked
+    numpy arrays (what a worker process sends back).
+
+    The target is a class label (a number) unless the transform is ``joint``: then it takes
+    the image and the sample's target together (an image and its mask, cropped and flipped
+    alike), ``transform(img, target, rng) -> (data, target array)``."""
 
     def __init__(self, samples, transform):
         self.samples, self.transform = samples, transform
         self.bgr = getattr(transform, "bgr", False)      # decode in the transform's order
+        self.joint = getattr(transform, "joint", False)
 
     def __len__(self):
         return len(self.samples)
 
     def __getitem__(self, item):
         position, seed = item
-        img, label = self.samples.read(position, bgr=self.bgr)
-        return self.transform(img, np.random.RandomState(seed)), np.float32(label)
+        img, target = self.samples.read(position, bgr=self.bgr)
+        rng = np.random.RandomState(seed)
+        if self.joint:
+            return self.transform(img, target, rng)
+        return self.transform(img, rng), np.float32(target)
 
     def batch(self, items, allocate=np.empty):
-        """Stacked ``(data, labels)``; ``data`` is allocated by ``allocate(shape, dtype)``."""
-        first, label = self[items[0]]
+        """Stacked ``(data, targets)``, both allocated by ``allocate(shape, dtype)``."""
+        first, target = self[items[0]]
         data = allocate((len(items),) + first.shape, first.dtype)
-        labels = np.empty(len(items), np.float32)
-        data[0], labels[0] = first, label
+        target = np.asarray(target)
+        targets = allocate((len(items),) + target.shape, target.dtype)
+        data[0], targets[0] = first, target
         for k, item in enumerate(items[1:], 1):
-            data[k], labels[k] = self[item]
-        return data, labels
+            image, target = self[item]
+            if image.shape != first.shape or np.shape(target) != targets.shape[1:]:
+                raise UserError(f"sample {item[0]} of {_where(self.samples)} comes out of "
+                                f"its transform as {image.shape}, unlike the first of its "
+                                f"batch ({first.shape}); images of different sizes cannot "
+                                "share a batch: use batch size 1.")
+            data[k], targets[k] = image, target
+        return data, targets
+
+
+def _where(samples):
+    return getattr(samples, "path", None) or getattr(samples, "root", "the data")
 
 
 _WORKER = {}
@@ -72,49 +91,71 @@ def _setup_worker(dataset):
 
 
 def _load_batch(items):
-    """In a worker: the batch, its data written straight into shared memory (a pickled 19 MB
+    """In a worker: the batch, its arrays written straight into shared memory (a pickled 19 MB
     batch through a pipe cost ~20% of the AutoAugment worker's time). Returns ``(shared
-    memory name, shape, dtype, labels)``; the parent copies the data out and unlinks it. The
-    memory stays registered with the resource tracker the processes share, which removes it
-    should the parent die first."""
+    memory name, shape, dtype)`` of the data and of the targets; the parent copies them out
+    and unlinks them. The memory stays registered with the resource tracker the processes
+    share, which removes it should the parent die first."""
     made = []
 
     def allocate(shape, dtype):
         size = int(np.prod(shape)) * np.dtype(dtype).itemsize
         made.append(shared_memory.SharedMemory(create=True, size=max(size, 1)))
-        return np.ndarray(shape, dtype, buffer=made[0].buf)
-    data, labels = _WORKER["dataset"].batch(items, allocate)
-    shape, dtype = data.shape, data.dtype.str
-    del data
-    made[0].close()
-    return made[0].name, shape, dtype, labels
+        return np.ndarray(shape, dtype, buffer=made[-1].buf)
+    try:
+        arrays = _WORKER["dataset"].batch(items, allocate)
+        out = tuple((shm.name, a.shape, a.dtype.str) for shm, a in zip(made, arrays))
+    except BaseException:
+        for shm in made:
+            shm.close()
+            shm.unlink()
+        raise
+    del arrays
+    for shm in made:
+        shm.close()
+    return out
 
 
-def _from_shared(result, ctx):
-    """The NDArray of a worker's batch (copied out of its shared memory, then unlinked)."""
-    import mxnet as mx
-    name, shape, dtype, labels = result
+def _read_shared(name, shape, dtype):
     shm = shared_memory.SharedMemory(name=name)
     try:
-        data = mx.nd.array(np.ndarray(shape, dtype, buffer=shm.buf), ctx=ctx, dtype=dtype)
+        return np.array(np.ndarray(shape, dtype, buffer=shm.buf))
     finally:
         shm.close()
         shm.unlink()
-    return data, labels
+
+
+def _from_shared(result, ctx):
+    """``(data NDArray, targets numpy)`` of a worker's batch (copied out of its shared
+    memory, then unlinked)."""
+    import mxnet as mx
+    (data_name, shape, dtype), target = result
+    try:
+        shm = shared_memory.SharedMemory(name=data_name)
+        try:
+            data = mx.nd.array(np.ndarray(shape, dtype, buffer=shm.buf), ctx=ctx, dtype=dtype)
+        finally:
+            shm.close()
+            shm.unlink()
+    finally:
+        targets = _read_shared(*target)
+    return data, targets
 
 
 def _unlink(result):
     """Free a worker's batch that will not be read (an iteration stopped early)."""
-    try:
-        shm = shared_memory.SharedMemory(name=result[0])
-    except FileNotFoundError:
-        return
-    shm.close()
-    shm.unlink()
+    for name, _, _ in result:
+        try:
+            shm = shared_memory.SharedMemory(name=name)
+        except FileNotFoundError:
+            continue
+        shm.close()
+        shm.unlink()
 
 
 class PythonLoader:
-    """Batches ``(data, label, valid)`` of a sample source, decoded and transformed in worker
+    """Batches ``(data, target, valid)`` of a sample source (targets: class labels, or
+    masks with a joint transform, see :class:`_Dataset`), decoded and transformed in worker
     processes; the order of an epoch comes from ``plan(epoch) -> (items, valid)`` (items are
     ``(position, seed)``, ``valid`` the real samples per batch).
 
@@ -299,13 +340,14 @@ def train_loader(rec_path, batch_size, input_size=224, rank=0, num_ranks=1, seed
         policy = ImageNetPolicy(bgr=True)
     transform = TrainTransform(input_size, jitter, lighting, policy, min_area, mirror, bgr=True)
     samples = RecordSamples(rec_path)                  # checks the .rec/.idx pair once
-    plan = _train_plan(samples.num_samples, batch_size, rank, num_ranks, seed)
+    plan = train_plan(samples.num_samples, batch_size, rank, num_ranks, seed)
     return PythonLoader(samples, transform, plan, batch_size, num_workers, ctx)
 
 
-def _train_plan(num_samples, batch_size, rank, num_ranks, seed):
-    """``plan(epoch) -> (items, valid)`` of the Python training path: this rank's shard of
-    the epoch's global permutation, each sample with its own augmentation seed."""
+def train_plan(num_samples, batch_size, rank, num_ranks, seed):
+    """``plan(epoch) -> (items, valid)`` of a Python training loader (any task): this
+    rank's shard of the epoch's global permutation, each sample with its own augmentation
+    seed."""
     def plan(epoch):
         positions = train_shard(num_samples, batch_size, rank, num_ranks, seed, epoch)
         seeds = np.random.RandomState(derive_seed(seed, epoch, 1)).randint(
@@ -338,9 +380,8 @@ def eval_loader(source, batch_size, transform, rank=0, num_ranks=1, num_workers=
     if isinstance(source, str):
         source = FolderSamples(source) if os.path.isdir(source) else RecordSamples(source)
     if len(source) < num_ranks:
-        raise UserError(f"{getattr(source, 'path', getattr(source, 'root', 'the data'))} has "
-                        f"{len(source)} images, fewer than {num_ranks} ranks; evaluate with "
-                        "fewer ranks.")
+        raise UserError(f"{_where(source)} has {len(source)} images, fewer than {num_ranks} "
+                        "ranks; evaluate with fewer ranks.")
 
     def plan(epoch):
         positions, valid = val_plan(len(source), batch_size, rank, num_ranks)

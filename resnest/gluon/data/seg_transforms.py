@@ -30,8 +30,11 @@ from typing import NamedTuple, Optional
 
 import numpy as np
 
+from ..pretrained import IMAGENET_MEAN, IMAGENET_STD
+
 __all__ = ["TrainDraws", "draw_train", "scaled_size", "train_sync_transform",
-           "val_sync_transform", "mask_target"]
+           "val_sync_transform", "mask_target", "to_input", "SegmentationTrainTransform",
+           "SegmentationEvalTransform"]
 
 
 class TrainDraws(NamedTuple):
@@ -113,3 +116,44 @@ def val_sync_transform(img, mask, crop_size):
 def mask_target(mask):
     """PNG values -> training target: ``int32(mask) - 1`` (unlabelled -> -1, ignored)."""
     return np.asarray(mask, np.int32) - 1
+
+
+def to_input(img, mean=IMAGENET_MEAN, std=IMAGENET_STD):
+    """RGB uint8 (H, W, 3) -> the model's float32 (3, H, W): GluonCV's ``ToTensor`` (/ 255)
+    then ``Normalize(mean, std)``, in float32 as theirs."""
+    x = img.astype(np.float32).transpose(2, 0, 1) / np.float32(255.0)
+    return (x - np.asarray(mean, np.float32).reshape(3, 1, 1)) / \
+        np.asarray(std, np.float32).reshape(3, 1, 1)
+
+
+class SegmentationTrainTransform:
+    """GluonCV's training augmentation of an image and its mask (:func:`draw_train` with the
+    sample's own random state, :func:`train_sync_transform`), then :func:`to_input` and
+    :func:`mask_target`; picklable, for the loader's worker processes (``joint``: the loader
+    hands it the image and the mask together)."""
+
+    joint = True
+
+    def __init__(self, base_size, crop_size, mean=IMAGENET_MEAN, std=IMAGENET_STD):
+        self.base_size, self.crop_size, self.mean, self.std = base_size, crop_size, mean, std
+
+    def __call__(self, img, mask, rng):
+        draws = draw_train(img.shape[0], img.shape[1], self.base_size, self.crop_size, rng)
+        img, mask = train_sync_transform(img, mask, draws, self.crop_size)
+        return to_input(img, self.mean, self.std), mask_target(mask)
+
+
+class SegmentationEvalTransform:
+    """An evaluation image and its mask as the model's input and target: with ``crop_size``
+    GluonCV's in-training validation (:func:`val_sync_transform`), without it the whole image
+    at its own size (GluonCV's ``testval`` mode, what its test.py scores)."""
+
+    joint = True
+
+    def __init__(self, crop_size=None, mean=IMAGENET_MEAN, std=IMAGENET_STD):
+        self.crop_size, self.mean, self.std = crop_size, mean, std
+
+    def __call__(self, img, mask, rng=None):
+        if self.crop_size:
+            img, mask = val_sync_transform(img, mask, self.crop_size)
+        return to_input(img, self.mean, self.std), mask_target(mask)

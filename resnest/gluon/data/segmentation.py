@@ -24,6 +24,7 @@ import os
 import numpy as np
 
 from ..utils.errors import UserError
+from ..utils.files import read_regular
 from .folder import BadImage, decode_image, is_image_file, jpeg_info
 
 __all__ = ["SegmentationSamples", "read_mask", "SPLIT_FOLDERS"]
@@ -46,8 +47,7 @@ def read_mask(path):
     """
     from PIL import Image
     try:
-        with open(path, "rb") as fmask:
-            data = fmask.read()
+        data = read_regular(path)
     except OSError as err:
         raise UserError(f"cannot read mask {path}: {err.strerror or err}.") from None
     if data[:8] != b"\x89PNG\r\n\x1a\n":
@@ -171,7 +171,12 @@ class SegmentationSamples:
         None for a plain pair of folders.
     classes : int, list of str, str or None
         The ``K`` classes: their count, their names, or a published list (``'ade20k'``);
-        None reads ``root/classes.txt`` (one name per line, line ``i`` = PNG value ``i + 1``).
+        None reads ``root/classes.txt`` (one name per line, line ``i`` = PNG value ``i + 1``),
+        or, for ADE20K's own ``ADEChallengeData2016`` folder without one, takes the
+        published ADE20K list.
+    fallback : int, list of str or None
+        The classes when ``classes`` is None and the folder names none (e.g. the class list
+        of the model being evaluated).
 
     Raises
     ------
@@ -179,17 +184,20 @@ class SegmentationSamples:
         A layout, pairing or class-list problem (see the module doc).
     """
 
-    def __init__(self, root, split=None, classes=None):
+    def __init__(self, root, split=None, classes=None, fallback=None):
         self.root, self.layout, self.image_dir, self.mask_dir = _layout(root, split)
+        if classes is None and not os.path.isfile(os.path.join(self.root, "classes.txt")):
+            ade = os.path.basename(os.path.normpath(self.root)) == _ADE_FOLDER
+            classes = "ade20k" if ade else fallback   # ADE20K itself: its published list
         self.classes, self.num_classes = _class_names(self.root, classes)
         self.items = _pairs(self.image_dir, self.mask_dir)
 
     def __len__(self):
         return len(self.items)
 
-    def read(self, index):
+    def read(self, index, bgr=False):
         """Pair ``index`` as ``(RGB uint8 (H, W, 3), mask uint8 (H, W))``, the mask holding the
-        stored PNG values (0 = unlabelled, ``v`` = class ``v - 1``).
+        stored PNG values (0 = unlabelled, ``v`` = class ``v - 1``); BGR with ``bgr``.
 
         Raises
         ------
@@ -197,21 +205,23 @@ class SegmentationSamples:
             An unreadable image or mask, a rotated JPEG, a size mismatch or a label above K.
         """
         image_path, mask_path = self.items[index]
-        with open(image_path, "rb") as fimg:
-            data = fimg.read()
+        try:
+            data = read_regular(image_path)
+        except OSError as err:
+            raise UserError(f"cannot read image {image_path}: {err.strerror or err}.") from None
         info = jpeg_info(data)
         if info is not None and info["orientation"] != 1:
             raise UserError(f"image {image_path} carries an EXIF rotation (orientation "
                             f"{info['orientation']}), so it is unclear which way its mask lies; "
                             "save the image upright without the tag.")
         try:
-            bgr = decode_image(data)
+            decoded = decode_image(data)
         except BadImage as err:
             raise UserError(f"cannot read image {image_path}: {err}.") from None
         mask = read_mask(mask_path)
-        if mask.shape != bgr.shape[:2]:
+        if mask.shape != decoded.shape[:2]:
             raise UserError(f"mask {mask_path} is {mask.shape[1]}x{mask.shape[0]} but its image "
-                            f"{image_path} is {bgr.shape[1]}x{bgr.shape[0]}; a mask must "
+                            f"{image_path} is {decoded.shape[1]}x{decoded.shape[0]}; a mask must "
                             "label every pixel of its own image.")
         top = int(mask.max())
         if top > self.num_classes:
@@ -219,15 +229,15 @@ class SegmentationSamples:
                             f"{self.num_classes} classes of this data set (0 = unlabelled, "
                             f"1..{self.num_classes} = the classes; 255 borders are a VOC "
                             "convention, not ADE20K's).")
-        return np.ascontiguousarray(bgr[:, :, ::-1]), mask
+        return (decoded if bgr else np.ascontiguousarray(decoded[:, :, ::-1])), mask
 
     __getitem__ = read
 
-    def check(self):
-        """Read every pair (all the rules above); return the pixel count of each PNG value
-        ``0..K`` (index 0: unlabelled) as an int64 array."""
+    def check(self, indices=None):
+        """Read every pair (or those of ``indices``) under all the rules above; return the
+        pixel count of each PNG value ``0..K`` (index 0: unlabelled) as an int64 array."""
         counts = np.zeros(self.num_classes + 1, np.int64)
-        for index in range(len(self.items)):
+        for index in (range(len(self.items)) if indices is None else indices):
             _, mask = self.read(index)
             counts += np.bincount(mask.ravel(), minlength=self.num_classes + 1)
         return counts

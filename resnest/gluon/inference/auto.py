@@ -35,9 +35,10 @@ __all__ = ["Fact", "FACTS", "INT8_AGREEMENT", "INT8_MIN_AGREEMENT", "CPU_KINDS",
            "cpu_kind", "installed_engines", "choose_engine"]
 
 _ZEN3 = "ENVIRONMENT.md: AMD EPYC Zen 3 (AVX2 only), batch 16, lower end of the measured range"
-_ZEN4 = "README 'Speed against the authors' model': AMD EPYC Zen 4, one interleaved run"
-_ZEN4_ALONE = "README: AMD EPYC Zen 4, one engine per process, batch 1"
-_AMX_ISSUE = "issue 22: Intel Xeon with AMX, README benchmark command, authors 18.0 img/s"
+_ZEN4 = "docs/inference.md 'Speed against the authors' model': AMD EPYC Zen 4, one interleaved run"
+_ZEN4_ALONE = "docs/inference.md: AMD EPYC Zen 4, one engine per process, batch 1"
+_AMX_ISSUE = ("issue 22: Intel Xeon with AMX, the benchmark command of docs/inference.md, "
+              "authors 18.0 img/s")
 _AMX_ENV = "ENVIRONMENT.md: Intel Xeon with AMX, run of 2026-12-03"
 
 

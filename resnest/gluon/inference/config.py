@@ -9,7 +9,7 @@ from typing import Optional
 from ..utils.config import NON_NEGATIVE, POSITIVE, UNIT, at_least, check_fields, option
 from .backends import AUTO, BACKENDS, CALIB_MODES, DTYPES
 
-__all__ = ["InferenceConfig", "ClassifyInput"]
+__all__ = ["InferenceConfig", "ClassifyInput", "SegmentInput"]
 
 
 @dataclass
@@ -47,3 +47,20 @@ class ClassifyInput:
                                       check=at_least(32))
     crop_ratio: Optional[float] = option(None, "crop / resized short side (crops <= 320)",
                                          check=UNIT)
+
+
+@dataclass
+class SegmentInput:
+    """How a segmentation model scores an image (the protocols of
+    :mod:`resnest.gluon.models.segmentation.evaluation`): single scale (default) or GluonCV's
+    multi-scale + flip, with the weights' base and crop size."""
+
+    multi_scale: bool = option(False, "GluonCV's multi-scale + flip protocol (MultiEvalModel: "
+                               "scales 0.5-1.75 of --base-size, --crop-size windows); default: "
+                               "single scale, the whole image at its own size")
+    base_size: Optional[int] = option(None, "multi-scale: default the weights' (published: "
+                                      "520; a checkpoint: its training --base-size)",
+                                      check=at_least(8))
+    crop_size: Optional[int] = option(None, "multi-scale: default the weights' (published: "
+                                      "480; a checkpoint: its training --crop-size)",
+                                      check=at_least(8))

@@ -38,20 +38,25 @@ class EngineModel:
         The spatial size the model was exported at (the batch size is free).
     info : dict, optional
         Facts about the build (files, excluded nodes, threads), kept as ``.info``.
+    any_size : bool
+        The export leaves height and width free too: images of any size run.
     """
 
-    def __init__(self, run, backend, dtype, input_size, info=None):
+    def __init__(self, run, backend, dtype, input_size, info=None, any_size=False):
         self._run = run
         self.backend, self.dtype, self.input_size = backend, dtype, input_size
+        self.any_size = any_size
         self.info = dict(info or {})
 
     def __repr__(self):
-        return f"EngineModel({self.backend}, {self.dtype}, {self.input_size}x{self.input_size})"
+        size = "any size" if self.any_size else f"{self.input_size}x{self.input_size}"
+        return f"EngineModel({self.backend}, {self.dtype}, {size})"
 
     def predict_numpy(self, x):
         """Outputs of a float32 NCHW batch as numpy (an array, or a list of them)."""
         x = x.asnumpy() if isinstance(x, mx.nd.NDArray) else np.asarray(x)
-        if x.ndim != 4 or x.shape[1] != 3 or x.shape[2:] != (self.input_size,) * 2:
+        if x.ndim != 4 or x.shape[1] != 3 or \
+                (not self.any_size and x.shape[2:] != (self.input_size,) * 2):
             raise UserError(f"this {self.backend} model takes (N, 3, {self.input_size}, "
                             f"{self.input_size}) batches, not {tuple(x.shape)}; build it with "
                             f"optimize(..., input_size={x.shape[-1]}) for that size.")

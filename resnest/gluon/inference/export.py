@@ -152,11 +152,14 @@ def _onnx_compat():
     return mapping
 
 
-def export_onnx(net, path, input_size=224, batch_size=1, dynamic_batch=True):
+def export_onnx(net, path, input_size=224, batch_size=1, dynamic_batch=True,
+                dynamic_size=False):
     """Write ``net`` as an ONNX model (opset :data:`ONNX_OPSET`) to ``path``; returns ``path``.
 
-    With ``dynamic_batch`` the batch dimension is symbolic, so any batch size runs. Needs the
-    ``onnx`` package (``pip install resnest[deploy]``).
+    With ``dynamic_batch`` the batch dimension is symbolic, so any batch size runs; with
+    ``dynamic_size`` height and width are too (a segmentation model, which scores an image at
+    its own size). The graph is traced at ``input_size``. Needs the ``onnx`` package
+    (``pip install resnest[deploy]``).
     """
     require("onnx", "ONNX export")
     with tempfile.TemporaryDirectory() as tmp:
@@ -164,8 +167,10 @@ def export_onnx(net, path, input_size=224, batch_size=1, dynamic_batch=True):
                                                       input_size, batch_size)
         shape = (batch_size, 3, input_size, input_size)
         kwargs = {}
-        if dynamic_batch:
-            kwargs = dict(dynamic=True, dynamic_input_shapes=[(None, 3, input_size, input_size)])
+        if dynamic_batch or dynamic_size:
+            side = None if dynamic_size else input_size
+            kwargs = dict(dynamic=True, dynamic_input_shapes=[
+                (None if dynamic_batch else batch_size, 3, side, side)])
         folder = os.path.dirname(os.path.abspath(path))
         os.makedirs(folder, exist_ok=True)
         _onnx_compat()
@@ -204,11 +209,13 @@ def tuple_output(path):
 
 
 class exported_onnx:
-    """Context manager: ``net`` exported to ONNX (dynamic batch) in ``workdir``, or in a
-    temporary folder removed on exit; yields ``(folder, path)``."""
+    """Context manager: ``net`` exported to ONNX (dynamic batch; with ``dynamic_size`` any
+    height and width) in ``workdir``, or in a temporary folder removed on exit; yields
+    ``(folder, path)``."""
 
-    def __init__(self, net, input_size, batch_size, workdir=None, name="model"):
-        self.args = (net, input_size, batch_size)
+    def __init__(self, net, input_size, batch_size, workdir=None, name="model",
+                 dynamic_size=False):
+        self.args = (net, input_size, batch_size, dynamic_size)
         self.workdir, self.name, self._tmp = workdir, name, None
 
     def __enter__(self):
@@ -219,9 +226,9 @@ class exported_onnx:
         else:
             self._tmp = tempfile.TemporaryDirectory(prefix="resnest-onnx-")
             folder = self._tmp.name
-        net, input_size, batch_size = self.args
+        net, input_size, batch_size, dynamic_size = self.args
         path = export_onnx(net, os.path.join(folder, self.name + ".onnx"), input_size=input_size,
-                           batch_size=batch_size)
+                           batch_size=batch_size, dynamic_size=dynamic_size)
         return folder, path
 
     def __exit__(self, *exc):

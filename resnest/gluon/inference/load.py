@@ -17,12 +17,13 @@ from ..checkpoint import CheckpointRecord, record_beside
 from ..classes import published_classes
 from ..convert.translate import foreign_class_names
 from ..data.transforms import eval_transform
-from ..models import get_model
-from ..pretrained import PRETRAINED
+from ..models import get_model, model_task
+from ..pretrained import PRETRAINED, segmentation_eval
 from ..store import get_model_file, load_weights, read_params
 from ..utils.errors import UserError
 
-__all__ = ["LoadedModel", "load_model", "classification_transform"]
+__all__ = ["LoadedModel", "load_model", "classification_transform", "load_segmentation_model",
+           "segmentation_settings"]
 
 
 @dataclass
@@ -96,3 +97,60 @@ def classification_transform(loaded, crop_size=None, crop_ratio=None):
     size = crop_size if crop_size is not None else settings.get("crop_size")
     ratio = crop_ratio if crop_ratio is not None else settings.get("crop_ratio")
     return eval_transform(loaded.name, size, ratio)
+
+
+def load_segmentation_model(model, weights=None, ctx=None, root=None):
+    """Build segmentation model ``model`` for inference (no auxiliary head) and load
+    ``weights`` (a checkpoint of ours or any weights file of the architecture; the class
+    count from its main head, the class names from its record) or, without it, the published
+    weights from the store (with their published class list).
+
+    Raises
+    ------
+    UserError
+        Not a segmentation model, no published weights, a file of another architecture, or
+        a record that is damaged or names another class count.
+    """
+    if model_task(model) != "segmentation":
+        raise UserError(f"--model {model} is a {model_task(model)} model; this command "
+                        "segments images with a segmentation model (e.g. "
+                        "deeplab_resnest50_ade).")
+    if weights:
+        record = record_beside(weights)
+        arrays = read_params(weights, sha1=record.params_sha1 if record else None)
+        width = arrays.get("head.block.4.bias")
+        if width is None:
+            raise UserError(f"weights file {weights} has no head.block.4.bias; it is not a "
+                            "segmentation model's weights.")
+        classes, names, path = int(width.shape[0]), record.class_names if record else None, \
+            weights
+    else:
+        info = PRETRAINED.get(model)
+        if info is None:
+            raise UserError(f"{model} has no published weights; pass the weights trained on "
+                            "your data with --resume.")
+        record, arrays, path = None, None, get_model_file(model, root)
+        names, classes = published_classes(info.class_list).names, info.classes
+    if names is not None and len(names) != classes:
+        raise UserError(f"{path} predicts {classes} classes but its record names "
+                        f"{len(names)}; the two files do not belong together.")
+    net = get_model(model, classes=classes, aux=False)
+    load_weights(net, path, ctx=ctx, name=model, ignore=("auxlayer.",), arrays=arrays)
+    return LoadedModel(net, model, path, classes, names, None, record)
+
+
+def segmentation_settings(loaded, base_size=None, crop_size=None, needed=False):
+    """The :class:`~resnest.gluon.pretrained.SegmentationEval` of ``loaded``: the published
+    settings, or a checkpoint's training sizes from its record, with ``base_size`` /
+    ``crop_size`` overriding them. ``needed`` (multi-scale evaluation uses the sizes): a
+    weights file with neither record nor sizes given is refused."""
+    recorded = loaded.record.eval if loaded.record is not None else {}
+    if needed and not loaded.published and not recorded and \
+            (base_size is None or crop_size is None):
+        raise UserError(f"{loaded.weights} has no record beside it ("
+                        f"{os.path.splitext(loaded.weights)[0]}.json), so the sizes it was "
+                        "trained at are unknown; pass --base-size and --crop-size.")
+    base = base_size if base_size is not None else recorded.get("base_size")
+    crop = crop_size if crop_size is not None else recorded.get("crop_size")
+    return segmentation_eval(loaded.name if loaded.published else None, base_size=base,
+                             crop_size=crop)

@@ -32,10 +32,10 @@ __all__ = ["INT8_EXCLUDE", "bfloat16_supported", "convert_low_precision", "optim
 # output to int8 before the split, the pooling and the multiply, and top-1 agreement with
 # float32 on held-out real photos falls to about 71% whenever that block is int8, whatever else
 # is excluded; keeping its 3x3 conv float32 gives 99.54%, the whole block 99.58%
-# (tools/int8_study.py: a narrow ResNeSt-14 trained on 64-px patches of 17 photos; README,
-# "int8 you can trust"). The price: ResNeSt-50 int8 runs about 1.7x the authors' float32 at
-# batch 16 instead of about 3.4x. The ONNX engines' QDQ int8 does not have this problem
-# (quantize.ONNX_INT8_EXCLUDE).
+# (tools/int8_study.py: a narrow ResNeSt-14 trained on 64-px patches of 17 photos;
+# docs/inference.md, "int8 you can trust"). The price: ResNeSt-50 int8 runs about 1.7x the
+# authors' float32 at batch 16 instead of about 3.4x. The ONNX engines' QDQ int8 does not have
+# this problem (quantize.ONNX_INT8_EXCLUDE).
 INT8_EXCLUDE = ("conv1conv0_fwd", "dense0_fwd", "splitattentionconv0_")
 
 _BF16_OK = None
@@ -68,7 +68,16 @@ class _AsFloat32(nn.HybridBlock):
         self.inner = inner
 
     def hybrid_forward(self, F, x):
-        return F.amp_cast(self.inner(x), dtype="float32")
+        out = self.inner(x)
+        if isinstance(out, (list, tuple)):            # a segmentation model's outputs
+            return tuple(F.amp_cast(o, dtype="float32") for o in out)
+        return F.amp_cast(out, dtype="float32")
+
+
+def _settle(out):
+    """Wait for every output of a block (one array, or a segmentation model's tuple)."""
+    for array in out if isinstance(out, (list, tuple)) else [out]:
+        array.wait_to_read()
 
 
 def convert_low_precision(net, dtype, ctx, cast_params=True, target_dtype_ops=None,
@@ -100,14 +109,14 @@ def convert_low_precision(net, dtype, ctx, cast_params=True, target_dtype_ops=No
 
 def _hybridized(net, x):
     net.hybridize(static_alloc=True, static_shape=True)
-    net(x).wait_to_read()
+    _settle(net(x))
     return net
 
 
 def _fuse_cpu(net, x):
     # oneDNN subgraph backend: folds BN into conv weights and fuses ReLU and residual adds.
     net.optimize_for(x, backend="MKLDNN", static_alloc=True, static_shape=True)
-    net(x).wait_to_read()
+    _settle(net(x))
     return net
 
 
@@ -119,7 +128,7 @@ def _quantize(net, x, calib_data, calib_mode, exclude, num_calib_batches):
     batches = calibration_batches(calib_data, num_calib_batches) if calib_data is not None \
         else None
     net.hybridize()
-    net(x).wait_to_read()
+    _settle(net(x))
     shapes = [mx.io.DataDesc("data", batches[0][0].shape if batches else x.shape)]
     # Channel-wise weight scales: one scale per output channel instead of per tensor.
     qnet = quantize_net_v2(net, quantized_dtype="auto", quantize_granularity="channel-wise",
@@ -146,10 +155,10 @@ def optimize_mxnet(net, dtype, ctx, calib_data, input_size, batch_size, calib_mo
         net = _hybridized(net, x)
         return _fuse_cpu(net, x) if not gpu else net
     net.hybridize()
-    net(x).wait_to_read()
+    _settle(net(x))
     low = convert_low_precision(net, dtype, ctx)
     if not gpu:
         low.hybridize()
-        low(x).wait_to_read()
+        _settle(low(x))
         low = _fuse_cpu(low, x)
     return _hybridized(_AsFloat32(low), x)

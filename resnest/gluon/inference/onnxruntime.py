@@ -5,7 +5,7 @@ Sessions use every graph optimisation, ``threads`` intra-op threads (default: th
 process owns, :func:`resnest.gluon.utils.threads.cpu_threads`), one inter-op thread, and no
 spin-waiting unless :func:`~resnest.gluon.utils.threads.spin_wait` allows it: spinning threads
 keep a core busy after every operator, which on a shared machine starves the other processes
-and the next model (README, "On a shared machine").
+and the next model (docs/inference.md, "On a shared machine").
 """
 import numpy as np
 
@@ -48,10 +48,10 @@ def onnx_runner(path, threads=None):
 
 def optimize_onnxruntime(net, dtype, calib_data, input_size, batch_size, calib_mode="naive",
                          exclude=ONNX_INT8_EXCLUDE, num_calib_batches=None, threads=None,
-                         workdir=None):
+                         workdir=None, any_size=False):
     """:func:`~resnest.gluon.inference.optimize` for ``backend='onnxruntime'``."""
     require("onnxruntime", "onnxruntime")
     with engine_onnx(net, dtype, calib_data, input_size, batch_size, calib_mode, exclude,
-                     num_calib_batches, threads, workdir) as (path, info):
+                     num_calib_batches, threads, workdir, any_size) as (path, info):
         run = onnx_runner(path, threads)
-    return EngineModel(run, "onnxruntime", dtype, input_size, info)
+    return EngineModel(run, "onnxruntime", dtype, input_size, info, any_size)

@@ -8,8 +8,9 @@ nncf, is not used: every nncf >= 2.15 needs numpy >= 1.24 (MXNet 1.9 needs numpy
 nncf 2.14 cannot read OpenVINO 2026 models.
 
 A model is compiled for one static batch size (the fastest form); other batch sizes are
-compiled on first use and kept. Compilation uses ``threads`` inference threads (default: the
-cores this process owns), one stream and the latency hint.
+compiled on first use and kept. A model exported for any image size (``any_size``) is
+compiled once with free batch, height and width. Compilation uses ``threads`` inference
+threads (default: the cores this process owns), one stream and the latency hint.
 """
 from ..utils.errors import UserError
 from .engine import EngineModel, require
@@ -29,18 +30,21 @@ class _Compiled:
     """One OpenVINO model compiled per batch size on demand; it returns a list of outputs for
     a model with several outputs or one exported from a tuple (``as_list``)."""
 
-    def __init__(self, core, model, config, input_size, as_list=False):
+    def __init__(self, core, model, config, input_size, as_list=False, any_size=False):
         self.core, self.model, self.config, self.size = core, model, config, input_size
         self.as_list = as_list or len(model.outputs) > 1
+        self.any_size = any_size
         self.requests = {}
 
     def request(self, batch):
-        if batch not in self.requests:
+        key = "any" if self.any_size else batch
+        if key not in self.requests:
             model = self.model.clone()
-            model.reshape([batch, 3, self.size, self.size])
+            if not self.any_size:
+                model.reshape([batch, 3, self.size, self.size])
             compiled = self.core.compile_model(model, "CPU", self.config)
-            self.requests[batch] = compiled.create_infer_request()
-        return self.requests[batch]
+            self.requests[key] = compiled.create_infer_request()
+        return self.requests[key]
 
     def __call__(self, x):
         result = self.request(x.shape[0]).infer({0: x})
@@ -70,7 +74,7 @@ def _text(value):
 
 def optimize_openvino(net, dtype, calib_data, input_size, batch_size, calib_mode="naive",
                       exclude=ONNX_INT8_EXCLUDE, num_calib_batches=None, threads=None,
-                      workdir=None):
+                      workdir=None, any_size=False):
     """:func:`~resnest.gluon.inference.optimize` for ``backend='openvino'``."""
     ov = require("openvino", "openvino")
     if dtype == "bfloat16" and not bfloat16_supported():
@@ -78,12 +82,12 @@ def optimize_openvino(net, dtype, calib_data, input_size, batch_size, calib_mode
                         "AMX); use float32 or int8.")
     core = ov.Core()
     with engine_onnx(net, dtype, calib_data, input_size, batch_size, calib_mode, exclude,
-                     num_calib_batches, threads, workdir) as (path, info):
+                     num_calib_batches, threads, workdir, any_size) as (path, info):
         model = core.read_model(path)
         as_list = tuple_output(path)
     config = {"INFERENCE_NUM_THREADS": info["threads"], "NUM_STREAMS": 1,
               "PERFORMANCE_HINT": "LATENCY",
               "INFERENCE_PRECISION_HINT": "bf16" if dtype == "bfloat16" else "f32"}
-    compiled = _Compiled(core, model, config, input_size, as_list)
+    compiled = _Compiled(core, model, config, input_size, as_list, any_size)
     compiled.request(batch_size)
-    return EngineModel(compiled, "openvino", dtype, input_size, info)
+    return EngineModel(compiled, "openvino", dtype, input_size, info, any_size)

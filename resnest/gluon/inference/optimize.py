@@ -53,7 +53,7 @@ def _check(backend, dtype, ctx):
 
 def optimize(net, dtype="float32", backend=AUTO, ctx=None, calib_data=None, input_size=224,
              batch_size=16, calib_mode=None, exclude=None, num_calib_batches=None,
-             threads=None, workdir=None):
+             threads=None, workdir=None, any_size=False):
     """The fastest inference form of an initialised ``net`` for ``dtype`` with ``backend``.
 
     Parameters
@@ -73,7 +73,8 @@ def optimize(net, dtype="float32", backend=AUTO, ctx=None, calib_data=None, inpu
         for inference at ``input_size``.
     input_size, batch_size : int
         Shape of the example batch the graph is built and tuned for. Every batch size runs;
-        the ONNX backends take only ``input_size`` x ``input_size`` images.
+        the ONNX backends take only ``input_size`` x ``input_size`` images unless
+        ``any_size``.
     calib_mode : str, optional
         int8 calibration. mxnet: 'entropy' (default), 'naive' (min/max) or 'none'; onnxruntime
         and OpenVINO: 'naive' (min/max, default), 'entropy' or 'percentile'.
@@ -87,6 +88,10 @@ def optimize(net, dtype="float32", backend=AUTO, ctx=None, calib_data=None, inpu
     workdir : str, optional
         onnxruntime/OpenVINO: keep the exported ``model.onnx`` (and ``model.int8.onnx``) here
         instead of a temporary folder.
+    any_size : bool
+        Images of any height and width (a segmentation model scoring whole images): the ONNX
+        backends export with free height and width (int8 calibration images may then be of
+        any size); MXNet runs any size anyway, re-planning its graph for each new shape.
 
     Returns
     -------
@@ -111,13 +116,13 @@ def optimize(net, dtype="float32", backend=AUTO, ctx=None, calib_data=None, inpu
         reason = "asked for"
     _check(backend, dtype, ctx)
     fast = _build(net, dtype, backend, ctx, calib_data, input_size, batch_size, calib_mode,
-                  exclude, num_calib_batches, threads, workdir)
+                  exclude, num_calib_batches, threads, workdir, any_size)
     fast.chosen_backend, fast.backend_reason = backend, reason
     return fast
 
 
 def _build(net, dtype, backend, ctx, calib_data, input_size, batch_size, calib_mode, exclude,
-           num_calib_batches, threads, workdir):
+           num_calib_batches, threads, workdir, any_size=False):
     exclude = default_exclude(backend) if exclude is None else tuple(exclude)
     if backend == "mxnet":
         from .mxnet import optimize_mxnet
@@ -128,4 +133,4 @@ def _build(net, dtype, backend, ctx, calib_data, input_size, batch_size, calib_m
     else:
         from .openvino import optimize_openvino as build
     return build(net, dtype, calib_data, input_size, batch_size, calib_mode or "naive", exclude,
-                 num_calib_batches, threads, workdir)
+                 num_calib_batches, threads, workdir, any_size)

@@ -25,7 +25,7 @@ __all__ = ["ONNX_INT8_EXCLUDE", "quantize_onnx", "int8_layers", "check_calibrati
 # named after its output, which carries MXNet's layer name): the stem's first conv (3 input
 # channels: little work, and the raw image is the input hardest to fit in 8 bits) and the
 # classifier (its error goes straight into the logits). Measured (tools/int8_study.py, held-out
-# real photos; README, "int8 you can trust"): 99.66% top-1 agreement with float32 in
+# real photos; docs/inference.md, "int8 you can trust"): 99.66% top-1 agreement with float32 in
 # onnxruntime, 99.54% in OpenVINO; with every layer int8, 99.41% and 99.50%; keeping the
 # split-attention block float32 as MXNet must buys 0.05-0.2 points and halves the speed-up.
 ONNX_INT8_EXCLUDE = ("conv1conv0_fwd", "dense0_fwd")
@@ -120,9 +120,12 @@ def int8_layers(path):
     return layers
 
 
-def check_calibration(arrays, input_size):
-    """Refuse calibration batches of another image size than the model's, in one sentence."""
+def check_calibration(arrays, input_size, any_size=False):
+    """Refuse calibration batches of another image size than the model's (of any size with
+    ``any_size``, RGB all the same), in one sentence."""
     shape = tuple(np.shape(arrays[0]))
+    if any_size and len(shape) == 4 and shape[1] == 3:
+        return
     if len(shape) != 4 or shape[1:] != (3, input_size, input_size):
         raise UserError(f"calibration batches are {shape} but the model is built for "
                         f"(N, 3, {input_size}, {input_size}); preprocess them at input_size.")
@@ -130,17 +133,18 @@ def check_calibration(arrays, input_size):
 
 @contextlib.contextmanager
 def engine_onnx(net, dtype, calib_data, input_size, batch_size, calib_mode, exclude,
-                num_calib_batches=None, threads=None, workdir=None):
-    """What an ONNX engine loads: ``net`` exported (and for int8 quantized) in ``workdir`` or
-    a temporary folder; yields ``(path, info)`` with the build facts (threads, excluded nodes,
-    which layers are int8, the file when kept)."""
+                num_calib_batches=None, threads=None, workdir=None, any_size=False):
+    """What an ONNX engine loads: ``net`` exported (any height and width with ``any_size``;
+    for int8 quantized) in ``workdir`` or a temporary folder; yields ``(path, info)`` with the
+    build facts (threads, excluded nodes, which layers are int8, the file when kept)."""
     calib = None
     if dtype == "int8":
         calib = calibration_arrays(calib_data if calib_data is not None else [],
                                    num_calib_batches)
-        check_calibration(calib, input_size)
+        check_calibration(calib, input_size, any_size)
     info = {"threads": int(threads or cpu_threads())}
-    with exported_onnx(net, input_size, batch_size, workdir) as (folder, path):
+    with exported_onnx(net, input_size, batch_size, workdir, dynamic_size=any_size) as \
+            (folder, path):
         if dtype == "int8":
             int8_path = os.path.join(folder, "model.int8.onnx")
             info["fp32_excluded"] = quantize_onnx(path, int8_path, calib, exclude, calib_mode)

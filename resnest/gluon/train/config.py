@@ -94,6 +94,12 @@ class RunConfig:
     progress: bool = run_option(True, "no progress bar", flags=("--no-progress",),
                                 group="run")
 
+    @property
+    def starts_from_weights(self):
+        """Whether a new run starts from trained weights (the task's ``start_from_weights``)
+        rather than from its initialisation; a task's config adds its own starts."""
+        return bool(self.pretrained or self.pretrained_params)
+
     def check(self):
         """Raise :class:`UserError` (one sentence) on values that cannot work."""
         check_fields(self)
@@ -177,17 +183,19 @@ _COMPAT = (("--rec-train-idx", "the .idx beside --rec-train is used"),
 
 
 def build_parser(cls=TrainConfig, description=None):
-    """The argument parser of a training script: the fields of ``cls``, plus the authors'
-    compatibility flags and ``--verbose``."""
+    """The argument parser of a training script: the fields of ``cls`` and ``--verbose``, and
+    for classification the authors' compatibility flags."""
+    classification = issubclass(cls, TrainConfig)
     parser = fields.build_parser(cls, description or (
         "Train a ResNeSt (or any registered model) from RecordIO files or class folders, in "
-        "one process or under horovodrun."))
-    for flag, why in _COMPAT:
-        parser.add_argument(flag, default="", help=f"accepted for compatibility; {why}")
-    parser.add_argument("--use-rec", action="store_true",
-                        help="accepted for compatibility (RecordIO is the only input)")
-    parser.add_argument("--lr-mode", default="cosine", choices=["cosine"],
-                        help="warm-up then cosine to 0")
+        "one process or under horovodrun." if classification else cls.__doc__.strip()))
+    if classification:
+        for flag, why in _COMPAT:
+            parser.add_argument(flag, default="", help=f"accepted for compatibility; {why}")
+        parser.add_argument("--use-rec", action="store_true",
+                            help="accepted for compatibility (RecordIO is the only input)")
+        parser.add_argument("--lr-mode", default="cosine", choices=["cosine"],
+                            help="warm-up then cosine to 0")
     parser.add_argument("--verbose", action="store_true", help="also show MXNet's native log "
                         "lines")
     return parser

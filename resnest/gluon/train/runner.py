@@ -180,7 +180,7 @@ def _build(cfg, task, dist, mon, point, data):
         amp.init(target_dtype="float16")  # before the graph is built: casts inside the graph
     seed_everything(cfg.seed, 1 << 30)  # the same initial weights everywhere, then broadcast
     net = task.build_net(data, dist.ctx)
-    if not point.params and (cfg.pretrained or cfg.pretrained_params):
+    if not point.params and cfg.starts_from_weights:
         task.start_from_weights(net, data, dist.ctx, mon.info)
     task.adjust_net(net, mon.info)
     trainer = build_trainer(net, dist, cfg.optimizer, global_lr(cfg.lr, dist.size),

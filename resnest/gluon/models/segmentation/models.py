@@ -2,9 +2,10 @@
 
 * ``deeplab_resnest{50,101,200,269}_ade``: GluonCV 0.10.5's published DeepLabV3 models, trained
   on ADE20K (150 classes); ``pretrained=True`` loads GluonCV's file from the weights store.
-* ``deeplab_resnest{50,101,200,269}`` and ``fcn_resnest{50,101,200,269}``: the same networks
-  (DeepLabV3, or GluonCV's FCN head) for your own data; ``classes`` is required, and
-  ``pretrained_backbone=True`` starts the backbone from the published ImageNet classifier.
+* ``deeplab_resnest{14,26,50,101,200,269}`` and ``fcn_resnest{14,26,50,101,200,269}``: the
+  same networks (DeepLabV3, or GluonCV's FCN head) for your own data; ``classes`` is required,
+  and ``pretrained_backbone=True`` starts the backbone from the published ImageNet classifier
+  (resnest14/26: GluonCV's; the others: the authors').
 * ``deeplab_resnest_tiny`` and ``fcn_resnest_tiny``: on ``resnest_tiny``'s backbone, narrow
   heads, for tests and quick experiments.
 """
@@ -17,7 +18,17 @@ from .. import resnest as classifiers
 from ..registry import register_model
 from .segnet import SegmentationNet, check_classes
 
-__all__ = []
+__all__ = ["backbone_of"]
+
+
+def backbone_of(name):
+    """The registered classifier whose trunk segmentation model ``name`` is built on (e.g.
+    ``'resnest50'`` for ``deeplab_resnest50_ade``)."""
+    build = globals().get(name)
+    if build is None or not hasattr(build, "backbone"):
+        raise UserError(f"{name!r} is not a segmentation model; known: "
+                        f"{', '.join(n for n in __all__ if n != 'backbone_of')}.")
+    return build.backbone
 
 _DOC = """Build ``{name}``: {what}.
 
@@ -85,7 +96,7 @@ def _model(name, backbone, head, what, classes=None, head_channels=None):
     note = " (default 150, ADE20K's, as the published weights)" if classes else \
         " (required)"
     build.__doc__ = _DOC.format(name=name, what=what, classes_note=note, backbone=backbone)
-    build.config = cfg
+    build.config, build.backbone = cfg, backbone
     globals()[name] = register_model(build, task="segmentation")
     __all__.append(name)
 
@@ -93,7 +104,7 @@ def _model(name, backbone, head, what, classes=None, head_channels=None):
 for _depth in (50, 101, 200, 269):
     _model(f"deeplab_resnest{_depth}_ade", f"resnest{_depth}", "deeplab",
            f"GluonCV's DeepLabV3 on ResNeSt-{_depth}, trained on ADE20K", classes=150)
-for _depth in (50, 101, 200, 269):
+for _depth in (14, 26, 50, 101, 200, 269):
     _model(f"deeplab_resnest{_depth}", f"resnest{_depth}", "deeplab",
            f"DeepLabV3 (GluonCV's) on ResNeSt-{_depth}, for your own classes")
     _model(f"fcn_resnest{_depth}", f"resnest{_depth}", "fcn",

@@ -97,6 +97,11 @@ class SegmentationNet(ResNetFeatures):
                                                   ("auxlayer.", self.auxlayer))
                      if block is not None)
 
+    def class_prefixes(self):
+        """Parameter-name prefixes of the layers whose shape is the class count: the last
+        1x1 conv of each head (``head.block.4``, ``auxlayer.block.4``: GluonCV's names)."""
+        return tuple(prefix + "block.4." for prefix in self.head_prefixes())
+
     def hybrid_forward(self, F, x):
         c3, c4 = super().hybrid_forward(F, x)
         outputs = [F.contrib.BilinearResize2D(self.head(c4), like=x, mode="like")]
