@@ -30,6 +30,26 @@ TINY = ["--model", "resnest_tiny", "--input-size", "32", "--crop-ratio", "1.0",
         "--data-nthreads", "1", "--no-progress"]
 
 
+# The 2-rank reference run of test_scripts_train_resume.py, which kills, resumes and continues
+# it: mixup and label smoothing (random draws on every rank), a complete checkpoint every epoch
+# and every 5 steps, evaluated at its end. (It is no learning test: mixup on 2 epochs of the
+# tiny model stays near 20% top-1; test_scripts_train.py's 2-rank run learns, without mixup.)
+TWO_RANKS = ["--num-epochs", "2", "--batch-size", "32", "--lr", "0.05", "--mixup",
+             "--label-smoothing", "--log-interval", "1", "--eval-frequency", "2",
+             "--save-frequency", "1", "--save-interval-steps", "5", "--seed", "4", *TINY]
+# The 1-rank reference run on the small digits, every recipe switch that draws random numbers.
+ONE_RANK = ["--num-epochs", "2", "--batch-size", "16", "--lr", "0.1", "--warmup-epochs", "1",
+            "--last-gamma", "--no-wd", "--label-smoothing", "--mixup", "--dropblock-prob",
+            "0.1", "--log-interval", "1", "--save-frequency", "1", "--seed", "3", *TINY]
+
+
+def data(pack):
+    """The --rec-train/--rec-val arguments of a ``(train.rec, val.rec)`` pair or of the shared
+    digits (conftest.digits)."""
+    train_rec, val_rec = pack if isinstance(pack, tuple) else (pack.train_rec, pack.val_rec)
+    return ["--rec-train", train_rec, "--rec-val", val_rec]
+
+
 def env(threads=1, **extra):
     """The environment of a run: ``threads`` OpenMP threads, this tree first on the path."""
     out = dict(os.environ, OMP_NUM_THREADS=str(threads), **extra)

@@ -142,6 +142,27 @@ def digits(tmp_path_factory):
                                  val_rec=str(root / "val.rec"))
 
 
+@pytest.fixture(scope="session")
+def digits_small(digits, tmp_path_factory):
+    """A spread of the shared digits packs (:func:`digits`): 480 training records (every third,
+    about 48 a class) and 100 validation ones, copied record by record with MXNet's own
+    reader and writer, for runs that test mechanics, not learning: ``(train.rec, val.rec)``."""
+    root = tmp_path_factory.mktemp("digits-small")
+    out = []
+    for src, n in ((digits.train_rec, 480), (digits.val_rec, 100)):
+        reader = mx.recordio.MXIndexedRecordIO(src[:-4] + ".idx", src, "r")
+        prefix = str(root / os.path.basename(src)[:-4])
+        writer = mx.recordio.MXIndexedRecordIO(prefix + ".idx", prefix + ".rec", "w")
+        keys = sorted(reader.keys)
+        for i, k in enumerate(keys[j * len(keys) // n] for j in range(n)):
+            writer.write_idx(i, reader.read_idx(k))
+        writer.close()
+        reader.close()
+        shutil.copy(src[:-4] + ".classes.txt", prefix + ".classes.txt")
+        out.append(prefix + ".rec")
+    return tuple(out)
+
+
 def digits_subset(digits, dest, classes=range(10), train_per_class=None, val_per_class=None):
     """Copy the first ``train_per_class`` / ``val_per_class`` images (all when None) of each
     digit in ``classes`` from the shared set-up (:func:`digits`) to ``dest/{train,val}/``;

@@ -5,15 +5,18 @@ import shutil
 
 import pytest
 
-from resnest.gluon.data import rec_info, write_digits
+from conftest import digits_subset
+from resnest.gluon.data import rec_info
 from resnest.gluon.data.packcache import cached_pack
 from resnest.gluon.utils.errors import UserError
 
 
 @pytest.fixture
-def folder(tmp_path):
-    write_digits(str(tmp_path / "d"), size=32, classes=[5, 6, 7, 8, 9], train_per_class=20)
-    shutil.copytree(tmp_path / "d" / "train", tmp_path / "train")
+def folder(digits, tmp_path):
+    """The first 20 training images of the digits 5-9, copied from the shared digits."""
+    digits_subset(digits, tmp_path / "d", classes=range(5, 10), train_per_class=20,
+                  val_per_class=0)
+    shutil.move(tmp_path / "d" / "train", tmp_path / "train")
     return tmp_path / "train"
 
 

@@ -12,7 +12,7 @@ import numpy as np
 import pytest
 
 from _torch import assert_close, logits, torch_side
-from conftest import REPO
+from conftest import REPO, digits_subset
 from resnest.gluon import get_model
 
 PY = sys.executable
@@ -68,9 +68,8 @@ def test_a_file_of_another_architecture_is_one_sentence_and_no_file(tmp_path):
         get_model("resnest50", pretrained=str(tmp_path / "resnet50.pth"))
 
 
-def test_a_finetuned_checkpoint_reaches_timm_with_its_class_names(tmp_path):
-    from resnest.gluon.data import write_digits
-    write_digits(str(tmp_path / "digits"), classes=[5, 6, 7, 8, 9], train_per_class=20)
+def test_a_finetuned_checkpoint_reaches_timm_with_its_class_names(digits, tmp_path):
+    digits_subset(digits, tmp_path / "digits", classes=range(5, 10), train_per_class=20)
     x = np.random.RandomState(4).uniform(-1, 1, (2, 3, 32, 32))
     np.savez(tmp_path / "x.npz", x=x)
     torch_side([{"impl": "timm", "build": TINY_TIMM, "classes": 10, "seed": 3,

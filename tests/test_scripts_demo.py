@@ -3,29 +3,20 @@
 are those of the run's files."""
 import json
 import os
-import shutil
 import sys
 
 import pytest
 
-from conftest import REPO
+from conftest import REPO, digits_subset
 
 sys.path.insert(0, os.path.join(REPO, "scripts"))
 import demo  # noqa: E402
 
 
 @pytest.fixture
-def small_digits(tmp_path):
-    from resnest.gluon.data import write_digits
-    full = tmp_path / "full"
-    write_digits(str(full), size=32)
-    small = tmp_path / "images"
-    for split, keep in (("train", 8), ("val", 3)):
-        for digit in sorted(os.listdir(full / split)):
-            os.makedirs(small / split / digit)
-            for name in sorted(os.listdir(full / split / digit))[:keep]:
-                shutil.copy(full / split / digit / name, small / split / digit / name)
-    return small
+def small_digits(digits, tmp_path):
+    """8 training and 3 held-out images of each digit, copied from the shared digits."""
+    return digits_subset(digits, tmp_path / "images", train_per_class=8, val_per_class=3)
 
 
 def test_demo_end_to_end_in_miniature(small_digits, tmp_path, capsys):

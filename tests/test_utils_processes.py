@@ -19,17 +19,6 @@ def _env():
     return dict(os.environ, OMP_NUM_THREADS="1", PYTHONPATH=REPO)
 
 
-@pytest.fixture(scope="module")
-def digits(tmp_path_factory):
-    from resnest.gluon.data import pack_records, plan_image_folder, write_digits
-    root = tmp_path_factory.mktemp("digits")
-    write_digits(str(root / "images"), size=32)
-    for split in ("train", "val"):
-        entries, classes = plan_image_folder(str(root / "images" / split))
-        pack_records(str(root / "images" / split), entries, str(root / split), classes=classes)
-    return root
-
-
 def _start(cmd):
     """The command in its own session, its stdout and stderr one pipe (as ``| tee``)."""
     return subprocess.Popen(cmd, env=_env(), stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
@@ -59,7 +48,7 @@ def _ended(pids, seconds=20):
 
 def _train_cmd(digits, save_dir):
     return [PY, os.path.join(REPO, "scripts", "gluon", "train.py"), "--rec-train",
-            str(digits / "train.rec"), "--rec-val", str(digits / "val.rec"), "--model",
+            digits.train_rec, "--rec-val", digits.val_rec, "--model",
             "resnest_tiny", "--input-size", "32", "--crop-ratio", "1", "--batch-size", "16",
             "--num-epochs", "50", "--loader-backend", "python", "--data-nthreads", "3",
             "--save-dir", str(save_dir), "--no-progress", "--log-interval", "10"]
@@ -89,7 +78,7 @@ def test_a_stopped_training_leaves_no_process_and_its_pipe_ends(digits, tmp_path
 def test_a_stopped_pack_leaves_no_process_and_no_temporary_file(digits, tmp_path):
     """im2rec.py with 2 encoding workers, stopped by SIGTERM while packing: exit 143, no
     worker left, no hidden temporary file, no output under its final name."""
-    images = digits / "images" / "train"
+    images = digits.train
     proc = _start([PY, os.path.join(REPO, "scripts", "dataset", "im2rec.py"), str(images),
                    str(tmp_path / "out"), "--workers", "2", "--no-progress", "--resize", "600",
                    "--quality", "100"])
