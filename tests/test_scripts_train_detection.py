@@ -13,9 +13,8 @@ import mxnet as mx
 import pytest
 
 from _runs import HOOKS, HOROVODRUN, PY, env
+from _runs import params as _params, same as _same
 from conftest import REPO
-from test_scripts_train_resume import _params, _same
-
 from resnest.gluon.utils.errors import UserError
 
 pytest.importorskip("pycocotools")
