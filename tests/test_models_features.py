@@ -188,14 +188,29 @@ def test_bad_out_indices_are_refused():
         get_model("resnest_tiny", out_indices=(1, 2))
 
 
-def _recipe():
-    """The README's backbone recipe: the python block that feeds the dilated backbone to
-    GluonCV's FCN head."""
-    with open(os.path.join(REPO, "README.md"), encoding="utf-8") as f:
+def _block(page, *needles):
+    """The python block of ``page`` (a path in the repo) that holds every one of ``needles``."""
+    with open(os.path.join(REPO, page), encoding="utf-8") as f:
         for block in re.findall(r"```python\n(.*?)```", f.read(), re.S):
-            if "_FCNHead" in block and "features_only=True" in block:
+            if all(n in block for n in needles):
                 return block
-    pytest.fail("no python block with the backbone + FCN head recipe in README.md")
+    pytest.fail(f"no python block with {needles} in {page}")
+
+
+def _recipe():
+    """docs/own-images.md's backbone recipe: the python block that feeds the dilated backbone
+    to GluonCV's FCN head."""
+    return _block(os.path.join("docs", "own-images.md"), "_FCNHead", "features_only=True")
+
+
+def test_the_readmes_backbone_lines_give_the_strides_they_say(tmp_path, monkeypatch):
+    code = _block("README.md", "features_only=True", "feature_info")
+    assert '"resnest50"' in code and "# strides 8, 16, 32" in code
+    publish(monkeypatch, tmp_path / "home")             # "published" resnest_tiny weights
+    scope = {"images": mx.nd.random.uniform(shape=(1, 3, 64, 64))}
+    exec(code.replace('"resnest50"', '"resnest_tiny"'), scope)
+    assert [c.shape[2:] for c in (scope["c2"], scope["c3"], scope["c4"])] == \
+        [(8, 8), (4, 4), (2, 2)]                        # 64 / 8, 64 / 16, 64 / 32
 
 
 def test_the_recipe_feeds_gluoncv_fcn_head(tmp_path, monkeypatch):
