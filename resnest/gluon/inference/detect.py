@@ -29,10 +29,18 @@ from .backends import AUTO
 from .config import InferenceConfig
 from .load_detection import detector_transform, load_detector
 
-__all__ = ["DetectConfig", "Detected", "detect", "picture_names", "ENGINE"]
+__all__ = ["DetectConfig", "Detected", "detect", "picture_names", "ENGINE", "check_detector_engine"]
 
 ENGINE = ("mxnet", "the ONNX and OpenVINO exports of a detector give wrong class ids and take "
           "one input shape, see docs/detection.md")
+
+
+def check_detector_engine(cfg):
+    """Refuse, in one sentence, an engine or dtype other than MXNet float32 for a detector
+    (the reason is :data:`ENGINE`)."""
+    if cfg.backend not in (AUTO, "mxnet") or cfg.dtype != "float32":
+        raise UserError(f"detectors run on the mxnet engine in float32 only ({ENGINE[1]}); "
+                        f"drop --backend {cfg.backend} / --dtype {cfg.dtype}.")
 
 
 @dataclass
@@ -55,9 +63,7 @@ class DetectConfig(InferenceConfig):
 
     def check(self):
         check_fields(self)
-        if self.backend not in (AUTO, "mxnet") or self.dtype != "float32":
-            raise UserError(f"detectors run on the mxnet engine in float32 only ({ENGINE[1]}); "
-                            f"drop --backend {self.backend} / --dtype {self.dtype}.")
+        check_detector_engine(self)
 
 
 @dataclass

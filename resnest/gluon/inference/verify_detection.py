@@ -22,9 +22,8 @@ from ..evaluate.detection import SCORE_THRESH, evaluate_detection
 from ..utils.config import FRACTION, NON_NEGATIVE, POSITIVE, check_fields, option
 from ..utils.cpu import cpu_model
 from ..utils.errors import UserError
-from .backends import AUTO
 from .config import InferenceConfig
-from .detect import ENGINE
+from .detect import ENGINE, check_detector_engine
 from .load_detection import detector_transform, load_detector
 
 __all__ = ["DetectionVerifyConfig", "check_images", "verify_detection"]
@@ -52,9 +51,7 @@ class DetectionVerifyConfig(InferenceConfig):
 
     def check(self):
         check_fields(self)
-        if self.backend not in (AUTO, "mxnet") or self.dtype != "float32":
-            raise UserError(f"detectors run on the mxnet engine in float32 only ({ENGINE[1]}); "
-                            f"drop --backend {self.backend} / --dtype {self.dtype}.")
+        check_detector_engine(self)
 
 
 def _samples(cfg):
