@@ -41,3 +41,20 @@ def test_a_users_own_pack_beside_the_folder_is_never_replaced(folder):
     with pytest.raises(UserError, match="was not packed from .* by this project's cache"):
         cached_pack(str(folder), shuffle=True, log=lambda m: None)
     assert open(own, "rb").read() == b"the user's records"
+
+
+def test_a_group_swapped_under_the_description_is_packed_again(folder, tmp_path):
+    """The description records the group it describes: another pack's .rec/.idx/.classes.txt
+    put beside an intact .pack.json are not taken as the folder's pack."""
+    rec = cached_pack(str(folder), shuffle=True, log=lambda m: None)
+    other = tmp_path / "other"
+    os.makedirs(other / "5")
+    shutil.copy(folder / "5" / sorted(os.listdir(folder / "5"))[0], other / "5" / "a.jpg")
+    other_rec = cached_pack(str(other), shuffle=True, log=lambda m: None)
+    for suffix in (".rec", ".idx", ".classes.txt"):
+        shutil.copy2(other_rec[:-4] + suffix, rec[:-4] + suffix)
+    assert rec_info(rec).num_samples == 1
+    logs = []
+    assert cached_pack(str(folder), shuffle=True, log=logs.append) == rec
+    assert len(logs) == 1 and rec_info(rec).num_samples == 100
+    assert rec_info(rec).class_names == ["5", "6", "7", "8", "9"]
