@@ -9,8 +9,9 @@ alone (images come in every size) and its detections scoring at least ``--thresh
 mapped back onto the original image (:func:`~resnest.gluon.data.detection.image_detections`).
 
 Detectors run on MXNet in float32: :func:`~.optimize.optimize` does export a detector to the
-ONNX and OpenVINO engines, but those give wrong class ids (scores and boxes agree with MXNet)
-and take one input shape where each image has its own size (``docs/detection.md``).
+ONNX and OpenVINO engines, but there every class id is 0 (``arange_like`` exports as zeros) and
+the NMS suppresses across classes (the exporter's ``box_nms``), and the export takes one input
+shape where each image has its own size (``docs/detection.md``).
 """
 import os
 from collections import Counter
@@ -31,7 +32,8 @@ from .load_detection import detector_transform, load_detector
 
 __all__ = ["DetectConfig", "Detected", "detect", "picture_names", "ENGINE", "check_detector_engine"]
 
-ENGINE = ("mxnet", "the ONNX and OpenVINO exports of a detector give wrong class ids and take "
+ENGINE = ("mxnet", "the ONNX and OpenVINO exports of a detector give every box class 0, suppress "
+          "across classes and take "
           "one input shape, see docs/detection.md")
 
 
