@@ -31,7 +31,7 @@ from .samples import FolderSamples, RecordSamples
 from .sharding import train_shard, val_plan
 from .transforms import color_normalize_chw, resized_crop_box
 from .validate import rec_info
-from .workers import init_worker, ordered_results, worker_context
+from .workers import init_worker, ordered_results, start_worker_server, worker_context
 
 __all__ = ["RecordSamples", "FolderSamples", "PythonLoader", "TrainTransform", "train_loader",
            "train_plan", "eval_loader"]
@@ -183,6 +183,8 @@ class PythonLoader:
         self._pool = None
         self._start = 0
         self._items, self._valid = plan(0)
+        if self._num_workers:
+            start_worker_server(shared_memory=True)
 
     @property
     def num_samples(self):

@@ -3,7 +3,11 @@ parent's life, and read in order.
 
 * :func:`worker_context` -- ``fork`` (instant) from a process with only the few threads that
   importing MXNet starts; ``forkserver`` from one where MXNet's engine, Horovod or CUDA run
-  (forking those can deadlock the child or corrupt the driver state).
+  (forking those can deadlock the child or corrupt the driver state). The fork server of a
+  process that has imported MXNet imports it too (once, before it forks any worker: the
+  evaluation transform runs MXNet's own resize in the workers, and each worker would
+  otherwise import MXNet itself, seconds apiece); :func:`start_worker_server` starts it
+  early, so that its imports run while this process does other work.
 * :func:`init_worker` -- first thing in every worker: it dies with its parent and does not
   keep the fork server alive (:mod:`resnest.gluon.utils.processes`), so a ``kill -9`` of the
   packer or of a training rank leaves no worker behind.
@@ -55,8 +59,19 @@ def worker_context(shared_memory=False):
     if 0 < threads <= 4 and not horovod and 'fork' in multiprocessing.get_all_start_methods():
         return multiprocessing.get_context('fork')
     context = multiprocessing.get_context('forkserver')
-    context.set_forkserver_preload([__name__, 'cv2', 'numpy'])
+    context.set_forkserver_preload([__name__, 'cv2', 'numpy']
+                                   + (['mxnet'] if 'mxnet' in sys.modules else []))
     return context
+
+
+def start_worker_server(shared_memory=False):
+    """Start the fork server now if workers started from this process would come from one
+    (see :func:`worker_context`); a no-op otherwise, or when it already runs. Its imports then
+    overlap with this process's work until the first worker is asked for."""
+    context = worker_context(shared_memory)
+    if context.get_start_method() == 'forkserver':
+        from multiprocessing import forkserver
+        forkserver.ensure_running()
 
 
 def ordered_results(executor, fn, tasks, depth, discard=None):
