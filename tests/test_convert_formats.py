@@ -32,33 +32,48 @@ def _same(got, want):
         np.testing.assert_array_equal(got[k], want[k], err_msg=k)
 
 
-def test_our_files_are_what_torch_reads(tmp_path):
+NAMES = ["tench", "goldfish", "ëü"]
+EXACT = {"bf": np.array([1.5, -2.25, 3.0, 0.0078125], np.float32)}      # exact in bfloat16
+
+
+@pytest.fixture(scope="module")
+def torch_run(tmp_path_factory):
+    """One torch run for both directions: it reads the .pth and .safetensors we wrote (ours/)
+    and writes zip and legacy .pth and a .safetensors of known arrays (theirs/)."""
+    root = tmp_path_factory.mktemp("formats")
+    ours, theirs = root / "ours", root / "theirs"
+    ours.mkdir()
+    theirs.mkdir()
     arrays = _arrays()
-    names = ["tench", "goldfish", "ëü"]
-    write_arrays(str(tmp_path / "a.pth"), "pth",
-                 {"state_dict": arrays, "class_names": names, "arch": "resnest50d"})
-    write_arrays(str(tmp_path / "a.safetensors"), "safetensors",
-                 (arrays, {"class_names": json.dumps(names), "format": "pt"}))
-    jobs = [{"import": tmp_path / f"a.{ext}", "npz": tmp_path / f"{ext}.npz",
-             "json": tmp_path / f"{ext}.json"} for ext in ("pth", "safetensors")]
-    torch_side(jobs, tmp_path)
+    write_arrays(str(ours / "a.pth"), "pth",
+                 {"state_dict": arrays, "class_names": NAMES, "arch": "resnest50d"})
+    write_arrays(str(ours / "a.safetensors"), "safetensors",
+                 (arrays, {"class_names": json.dumps(NAMES), "format": "pt"}))
+    jobs = [{"import": ours / f"a.{ext}", "npz": ours / f"{ext}.npz",
+             "json": ours / f"{ext}.json"} for ext in ("pth", "safetensors")]
+    np.savez(theirs / "in.npz", **arrays, **EXACT)
+    jobs.append({"export": theirs / "in.npz", "pth": theirs / "z.pth",
+                 "legacy": theirs / "l.pth", "safetensors": theirs / "s.safetensors",
+                 "metadata": {"class_names": '["a"]'}, "bf16": ["bf"], "views": ["mat"]})
+    torch_side(jobs, root)
+    return ours, theirs
+
+
+def test_our_files_are_what_torch_reads(torch_run):
+    tmp_path = torch_run[0]
+    arrays = _arrays()
     for ext in ("pth", "safetensors"):
         _same(dict(np.load(tmp_path / f"{ext}.npz")), arrays)
-    assert json.loads((tmp_path / "pth.json").read_text()) == {"class_names": names,
+    assert json.loads((tmp_path / "pth.json").read_text()) == {"class_names": NAMES,
                                                               "arch": "resnest50d"}
     meta = json.loads((tmp_path / "safetensors.json").read_text())
-    assert json.loads(meta["class_names"]) == names and meta["format"] == "pt"
+    assert json.loads(meta["class_names"]) == NAMES and meta["format"] == "pt"
 
 
-def test_torch_files_are_read_here(tmp_path):
+def test_torch_files_are_read_here(torch_run):
+    tmp_path = torch_run[1]
     arrays = _arrays()
-    exact = {"bf": np.array([1.5, -2.25, 3.0, 0.0078125], np.float32)}   # exact in bfloat16
-    np.savez(tmp_path / "in.npz", **arrays, **exact)
-    torch_side([{"export": tmp_path / "in.npz", "pth": tmp_path / "z.pth",
-                 "legacy": tmp_path / "l.pth", "safetensors": tmp_path / "s.safetensors",
-                 "metadata": {"class_names": '["a"]'}, "bf16": ["bf"], "views": ["mat"]}],
-               tmp_path)
-    want = dict(arrays, **exact)
+    want = dict(arrays, **EXACT)
     for k in ("mat",):                           # the views torch saved beside their base
         want[k + ".T"], want[k + ".row1"] = arrays[k].T, arrays[k][1]
     assert zipfile.is_zipfile(tmp_path / "z.pth") and not zipfile.is_zipfile(tmp_path / "l.pth")

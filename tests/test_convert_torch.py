@@ -38,15 +38,15 @@ def work(tmp_path_factory):
     jobs.append(dict(impl="timm", classes=CLASSES, inputs=root / "x.npz",
                      build=dict(TIMM_R14, output_stride=8), load=root / "dilated.pth",
                      logits=root / "dilated.timm.npz"))
-    torch_side(jobs, root)
-    back = []
+    # Weights born here, converted to their layout, are loaded by their code in the same torch
+    # run (one start of torch and timm for the module).
     for i, (ours, spec) in enumerate(BORN_HERE):
         gluon_weights(ours, CLASSES, root / f"{ours}.born.params", seed=40 + i)
         convert_file(str(root / f"{ours}.born.params"), str(root / f"{ours}.born.pth"), "torch",
                      model=ours)
-        back.append(dict(common, load=root / f"{ours}.born.pth", logits=root / f"{ours}.born.npz",
+        jobs.append(dict(common, load=root / f"{ours}.born.pth", logits=root / f"{ours}.born.npz",
                          **spec))
-    torch_side(back, root)
+    torch_side(jobs, root)
     return root, x
 
 
