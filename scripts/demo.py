@@ -6,14 +6,16 @@ Stages: write the digits as a class-folder tree -> pack train/val RecordIO with 
 train with `horovodrun -np 2 --gloo` (the published recipe's pieces) -> verify.py on the final
 checkpoint -> predict.py on a few held-out images -> benchmark.py: measured top-1 and latency per
 inference engine and dtype -> segmentation on the composed set (real digits pasted on real
-photos): FCN fine-tuned from the trained classifier's trunk and from scratch at equal steps,
-held-out mIoU of both (evaluate_segmentation.py), an overlay picture (segment.py) -> with
-``--detection``, a Faster R-CNN fine-tuned on the same kind of set from scratch and from a
+photos): an FCN trained from a small digits classifier's trunk and from scratch at equal
+steps, held-out mIoU of both (the runs' last validation), an overlay picture (segment.py) ->
+detection: a Faster R-CNN trained on the same kind of set from scratch and from that
 classifier's backbone at equal steps, held-out COCO mAP of both (``scripts/demo_detection.py``)
--> a report. The data sets are reused between runs; each run gets a fresh folder under
-``runs/`` and nothing is overwritten.
+-> a report. The small classifier (``resnest_tiny``, trained once on the digit records when
+``--model`` is another) starts both task models: the stage-3 model's 32-pixel trunk is too slow
+to train a segmentation or detection model on two cores. The data sets are reused between
+runs; each run gets a fresh folder under ``runs/`` and nothing is overwritten.
 
-    python scripts/demo.py --detection                   # everything
+    python scripts/demo.py --skip-detection              # without stage 8
     python scripts/demo.py --detection-only --detection-backbone CLASSIFIER.params
 """
 import argparse
@@ -31,6 +33,7 @@ sys.path.insert(0, REPO)                                   # tools/
 sys.path.insert(0, HERE)                                   # demo_detection
 
 import demo_detection  # noqa: E402
+from resnest.gluon.models.segmentation import backbone_of  # noqa: E402
 
 
 def parse_args(argv):
@@ -50,24 +53,26 @@ def parse_args(argv):
     p.add_argument("--benchmark-backends", nargs="+",
                    default=["mxnet", "onnxruntime", "openvino"])
     p.add_argument("--skip-benchmark", action="store_true")
-    p.add_argument("--seg-model", help="segmentation model (default: fcn_<model>)")
-    p.add_argument("--seg-size", type=int, default=96, help="composed image side")
-    p.add_argument("--seg-images", type=int, nargs=2, default=[300, 60],
+    p.add_argument("--seg-model", default=f"fcn_{SMALL}", help="segmentation model; its "
+                   f"backbone is {SMALL} or --model")
+    p.add_argument("--seg-size", type=int, default=48, help="composed image side")
+    p.add_argument("--seg-images", type=int, nargs=2, default=[240, 60],
                    metavar=("TRAIN", "VAL"), help="composed training / held-out images")
-    p.add_argument("--seg-epochs", type=int, default=8)
-    p.add_argument("--seg-batch-size", type=int, default=8, help="per rank")
-    p.add_argument("--seg-lr", type=float, default=0.01, help="per rank")
+    p.add_argument("--seg-epochs", type=int, default=60)
+    p.add_argument("--seg-batch-size", type=int, default=4, help="per rank")
+    p.add_argument("--seg-lr", type=float, default=0.005, help="per rank")
     p.add_argument("--seg-ranks", type=int, default=2)
     p.add_argument("--skip-segmentation", action="store_true")
     demo_detection.add_arguments(p)
     args = p.parse_args(argv)
     if args.detection_only and not args.detection_backbone:
         p.error("--detection-only needs --detection-backbone (the classifier stages are skipped)")
-    args.detection = args.detection or args.detection_only
+    args.detection = not args.skip_detection or args.detection_only
     return args
 
 
-STAGES = 8
+SMALL = demo_detection.SMALL
+STAGES = 9
 _RANK_LINE = re.compile(r"^\[(\d+)\]<(?:stdout|stderr)>:(.*)$")
 
 
@@ -82,7 +87,8 @@ def _detection_only(args, py, bindir, t0):
     out = new_run_dir(args.runs_dir)
     print(f"\nrun folder: {out}")
     stage(1, "detection: fine-tune a Faster R-CNN on the composed real-pixel set")
-    folder = demo_detection.detection_stage(args, py, bindir, out, None, None, run, stage)
+    folder = demo_detection.detection_stage(args, py, bindir, out, args.detection_backbone,
+                                            run)
     stage(2, "report")
     from tools.report import detection_lines
     text = "\n".join(detection_lines(folder) +
@@ -178,17 +184,19 @@ def _launcher(ranks, py):
 
 def segmentation_stage(args, py, out, classifier_params):
     """Stage 7: the composed set (reused), the segmentation model trained twice with the same
-    steps (its backbone from ``classifier_params``, and from scratch), each scored on every
-    held-out image at the end, and segment.py's overlay of a few of them. Returns the files
-    the report reads."""
-    model = args.seg_model or f"fcn_{args.model}"
+    steps (its backbone from ``classifier_params``, a classifier of the model's backbone, and
+    from scratch), each scored on every held-out image at the end, and segment.py's overlay
+    of a few of them. Returns the files the report reads."""
+    model = args.seg_model
     size, (train_images, val_images) = args.seg_size, args.seg_images
     data = os.path.join(args.data_dir, f"composed-{size}-{train_images}-{val_images}")
     if not os.path.isfile(os.path.join(data, "classes.txt")):   # written last: complete
+        # one or two digits of about the classifier's own 32 pixels (more, smaller ones
+        # left both starts at the all-background answer for hundreds of steps)
         run([py, "scripts/dataset/make_composed.py", data, "--size", str(size),
              "--train-images", str(train_images), "--val-images", str(val_images),
-             "--objects", "1", "4", "--object-size", str(max(8, size // 4)),
-             str(max(12, size * 3 // 5))])
+             "--objects", "1", "2", "--object-size", str(max(8, size * 11 // 20)),
+             str(max(12, size * 5 // 6))])
     seg = {"model": model, "data": data, "runs": {}}
     for start, extra in (("classifier trunk", ["--pretrained-params", classifier_params]),
                          ("scratch", [])):
@@ -219,8 +227,6 @@ def main(argv=None):
     t0 = time.time()
     if args.detection_only:
         return _detection_only(args, py, bindir, t0)
-    global STAGES
-    STAGES = 9 if args.detection else 8
     rec = prepare_data(args, py)
     out = new_run_dir(args.runs_dir)
     print(f"\nrun folder: {out}")
@@ -257,17 +263,23 @@ def main(argv=None):
              "1.0", "--batch-sizes", "1", "16", "--backends"] + args.benchmark_backends +
             ["--dtypes"] + args.benchmark_dtypes +
             ["--json", bench_json, "--chart", os.path.join(out, "accuracy_latency.png")])
-    seg = None
+    seg = detection = small = None
     if args.skip_segmentation:
         stage(7, "segmentation: skipped (--skip-segmentation)")
     else:
         stage(7, "segmentation on the composed set: classifier trunk vs scratch, equal steps")
-        seg = segmentation_stage(args, py, out, params)
-    detection = None
-    if args.detection:
+        trunk = params
+        if backbone_of(args.seg_model) != args.model:
+            small = trunk = demo_detection.small_classifier(args, py, bindir, out, rec, params,
+                                                            run)
+        seg = segmentation_stage(args, py, out, trunk)
+    if not args.detection:
+        stage(8, "detection: skipped (--skip-detection)")
+    else:
         stage(8, "detection: fine-tune a Faster R-CNN on the composed real-pixel set")
-        detection = demo_detection.detection_stage(args, py, bindir, out, rec, params, run,
-                                                   stage)
+        small = small or demo_detection.small_classifier(args, py, bindir, out, rec, params,
+                                                         run)
+        detection = demo_detection.detection_stage(args, py, bindir, out, small, run)
     stage(STAGES, "report")
     from tools.report import demo_report
     text = demo_report(out, train_dir, verify_json, bench_json if not args.skip_benchmark

@@ -24,7 +24,8 @@ def test_demo_end_to_end_in_miniature(small_digits, tmp_path, capsys):
     args = ["--images", str(small_digits), "--data-dir", str(tmp_path / "data"),
             "--runs-dir", str(runs), "--model", "resnest_tiny", "--epochs", "1",
             "--batch-size", "8", "--benchmark-dtypes", "float32",
-            "--benchmark-backends", "mxnet", "onnxruntime", "--skip-segmentation"]
+            "--benchmark-backends", "mxnet", "onnxruntime", "--skip-segmentation",
+            "--skip-detection"]
     assert demo.main(args) == 0
     out = capsys.readouterr().out
     (run,) = os.listdir(runs)
@@ -66,7 +67,8 @@ def test_demo_end_to_end_in_miniature(small_digits, tmp_path, capsys):
     from resnest.gluon.utils.cli import is_native_log_line
     assert "<stderr>:" not in out and "<stdout>:" not in out
     assert not [ln for ln in out.splitlines() if is_native_log_line(ln.encode())]
-    assert out.count("=== [") == 8 and "segmentation: skipped" in out
+    assert out.count("=== [") == 9 and "segmentation: skipped" in out
+    assert "detection: skipped" in out
 
 
 def test_segmentation_stage_in_miniature(tmp_path, capsys):
@@ -173,4 +175,4 @@ def test_the_detection_report_is_the_runs_files(tmp_path):
     assert ("from scratch                box AP  12.50  AP50  32.50  on 7 images after 3 "
             "epochs, 15 steps (10 training images)") in text
     assert "from the digits classifier  box AP  40.25  AP50  60.25" in text
-    assert "a.jpg: digit 3 91%" in text and "b.jpg: nothing above 0.5" in text
+    assert "a.jpg: digit 3 91%" in text and "b.jpg: nothing above the threshold" in text

@@ -88,7 +88,7 @@ def detection_lines(detection_dir):
         rows = json.load(f)
     for r in rows:
         found = ", ".join(f"{o['name']} {100 * o['score']:.0f}%" for o in r["objects"])
-        lines.append(f"  {os.path.basename(r['image'])}: {found or 'nothing above 0.5'}")
+        lines.append(f"  {os.path.basename(r['image'])}: {found or 'nothing above the threshold'}")
     lines.append(f"  pictures      {os.path.join(detection_dir, 'pictures')}")
     return lines
 
