@@ -80,14 +80,14 @@ def stage(number, title):
     print(f"\n=== [{number}/{STAGES}] {title} ===", flush=True)
 
 
-def _detection_only(args, py, bindir, t0):
+def _detection_only(args, py, t0):
     """``--detection-only``: the detection stage and its report."""
     global STAGES
     STAGES = 2
     out = new_run_dir(args.runs_dir)
     print(f"\nrun folder: {out}")
     stage(1, "detection: fine-tune a Faster R-CNN on the composed real-pixel set")
-    folder = demo_detection.detection_stage(args, py, bindir, out, args.detection_backbone,
+    folder = demo_detection.detection_stage(args, py, out, args.detection_backbone,
                                             run)
     stage(2, "report")
     from tools.report import detection_lines
@@ -176,12 +176,6 @@ def held_out_examples(args, count=6):
     return picks
 
 
-def _launcher(ranks, py):
-    if ranks == 1:
-        return [py]
-    return [os.path.join(os.path.dirname(py), "horovodrun"), "-np", str(ranks), "--gloo", py]
-
-
 def segmentation_stage(args, py, out, classifier_params):
     """Stage 7: the composed set (reused), the segmentation model trained twice with the same
     steps (its backbone from ``classifier_params``, a classifier of the model's backbone, and
@@ -201,7 +195,7 @@ def segmentation_stage(args, py, out, classifier_params):
     for start, extra in (("classifier trunk", ["--pretrained-params", classifier_params]),
                          ("scratch", [])):
         folder = os.path.join(out, "segmentation", start.split()[0])
-        run(_launcher(args.seg_ranks, py) + [
+        run(demo_detection.launcher(args.seg_ranks, py) + [
             "scripts/gluon/train_segmentation.py", "--data-dir", data, "--model", model,
             "--base-size", str(size), "--crop-size", str(size), "--batch-size",
             str(args.seg_batch_size), "--lr", str(args.seg_lr), "--num-epochs",
@@ -226,7 +220,7 @@ def main(argv=None):
     bindir = os.path.dirname(py)
     t0 = time.time()
     if args.detection_only:
-        return _detection_only(args, py, bindir, t0)
+        return _detection_only(args, py, t0)
     rec = prepare_data(args, py)
     out = new_run_dir(args.runs_dir)
     print(f"\nrun folder: {out}")
@@ -270,16 +264,16 @@ def main(argv=None):
         stage(7, "segmentation on the composed set: classifier trunk vs scratch, equal steps")
         trunk = params
         if backbone_of(args.seg_model) != args.model:
-            small = trunk = demo_detection.small_classifier(args, py, bindir, out, rec, params,
+            small = trunk = demo_detection.small_classifier(args, py, out, rec, params,
                                                             run)
         seg = segmentation_stage(args, py, out, trunk)
     if not args.detection:
         stage(8, "detection: skipped (--skip-detection)")
     else:
         stage(8, "detection: fine-tune a Faster R-CNN on the composed real-pixel set")
-        small = small or demo_detection.small_classifier(args, py, bindir, out, rec, params,
+        small = small or demo_detection.small_classifier(args, py, out, rec, params,
                                                          run)
-        detection = demo_detection.detection_stage(args, py, bindir, out, small, run)
+        detection = demo_detection.detection_stage(args, py, out, small, run)
     stage(STAGES, "report")
     from tools.report import demo_report
     text = demo_report(out, train_dir, verify_json, bench_json if not args.skip_benchmark

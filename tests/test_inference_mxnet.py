@@ -152,3 +152,47 @@ def test_bfloat16_predicts_like_float32_on_real_held_out_digits(digits_net, digi
     assert fast(digits_data[2][0][0]).dtype == np.float32
     agree, _ = _agreement(fast, digits_net, digits_data[2])
     assert agree >= 0.97, agree
+
+
+@pytest.fixture(scope="module")
+def deeplab_tiny():
+    net = get_model("deeplab_resnest_tiny", classes=5)
+    net.initialize(mx.init.Xavier(rnd_type="gaussian"))
+    randomize_bn(net, mx.nd.zeros((1, 3, 64, 64)))
+    net.hybridize()
+    net(mx.nd.zeros((1, 3, 64, 64)))[0].wait_to_read()
+    return net
+
+
+def test_bfloat16_conversion_of_deeplab_casts_the_aspp_concat_to_one_type(deeplab_tiny):
+    # The image-pooling branch ends in broadcast_like, float32-only in MXNet's bfloat16 lists,
+    # beside the bfloat16 convolutions of the other branches; MXNet's own lists call concat
+    # type-neutral and its type check then refuses the mixed inputs.
+    from mxnet.contrib import amp
+    from mxnet.contrib.amp.lists import symbol_bf16
+    with pytest.raises(mx.base.MXNetError, match="concat"):
+        amp.convert_hybrid_block(deeplab_tiny, target_dtype="bfloat16", ctx=mx.cpu())
+    low = convert_low_precision(deeplab_tiny, "bfloat16", mx.cpu())
+    nodes = json.loads(low._cached_graph[1].tojson(remove_amp_cast=False))["nodes"]
+    concats = [n for n in nodes if n["op"] == "Concat" and "aspp" in n["name"]]
+    assert len(concats) == 1
+    inputs = [nodes[i[0]] for i in concats[0]["inputs"]]
+    assert len(inputs) == 5                     # 1x1, three dilated 3x3, the image pooling
+    assert [n["op"] for n in inputs].count("broadcast_like") == 1
+    assert all(n["attrs"]["dtype"] == "float32" for n in inputs if n["op"] == "amp_cast")
+    assert [n["op"] for n in inputs].count("amp_cast") == 4
+    assert "Concat" in symbol_bf16.BF16_FP32_FUNCS            # MXNet's lists as they were
+    assert "Concat" not in symbol_bf16.WIDEST_TYPE_CASTS
+
+
+@pytest.mark.skipif(not bfloat16_supported(), reason="oneDNN cannot run bfloat16 "
+                    "convolutions on this CPU (no AVX-512 bf16)")
+def test_bfloat16_deeplab_labels_a_real_photo_like_float32(deeplab_tiny):
+    from skimage import data as photos
+    image = photos.astronaut()[::4, ::4].astype(np.float32) / 255.0      # 128 x 128
+    x = mx.nd.array(image.transpose(2, 0, 1)[None])
+    want = deeplab_tiny(x)[0].asnumpy()
+    fast = optimize(deeplab_tiny, "bfloat16", backend="mxnet", input_size=128, batch_size=1)
+    got = fast(x)[0].asnumpy()
+    assert got.dtype == np.float32 and got.shape == want.shape
+    assert (got.argmax(1) == want.argmax(1)).mean() >= 0.98

@@ -18,6 +18,8 @@ float16    GPU     MXNet AMP to float16, parameters cast once as for bfloat16
 MXNet 1.9.1's oneDNN is v2.4.4, which keeps Intel AMX off by default: on an AMX Xeon its
 bfloat16 and int8 run AVX-512 kernels (docs/bf16.md).
 """
+import contextlib
+
 import mxnet as mx
 from mxnet.gluon import nn
 
@@ -103,8 +105,33 @@ def convert_low_precision(net, dtype, ctx, cast_params=True, target_dtype_ops=No
     SymbolBlock
     """
     from mxnet.contrib import amp
-    return amp.convert_hybrid_block(net, target_dtype=dtype, target_dtype_ops=target_dtype_ops,
-                                    fp32_ops=fp32_ops, ctx=ctx, cast_optional_params=cast_params)
+    with _concat_of_widest_type(dtype):
+        return amp.convert_hybrid_block(net, target_dtype=dtype,
+                                        target_dtype_ops=target_dtype_ops, fp32_ops=fp32_ops,
+                                        ctx=ctx, cast_optional_params=cast_params)
+
+
+@contextlib.contextmanager
+def _concat_of_widest_type(dtype):
+    """MXNet 1.9's bfloat16 lists call ``concat`` type-neutral (run in whatever type comes in),
+    and its type check then refuses inputs of two types: DeepLab's image-pooling branch ends
+    in ``broadcast_like``, a float32-only op, beside the bfloat16 convolutions of the other
+    branches ("Error in operator ..._aspp0_concat0"). Its float16 lists cast ``concat``'s
+    inputs to the widest type instead; this does the same for bfloat16 while converting (the
+    graph is unchanged where all inputs already agree)."""
+    if dtype != "bfloat16":
+        yield
+        return
+    from mxnet.contrib.amp.lists import symbol_bf16 as lists
+    neutral, widest = list(lists.BF16_FP32_FUNCS), list(lists.WIDEST_TYPE_CASTS)
+    names = ("Concat", "concat")
+    lists.BF16_FP32_FUNCS[:] = [op for op in neutral if op not in names]
+    lists.WIDEST_TYPE_CASTS[:] = widest + [op for op in names if op not in widest]
+    try:
+        yield
+    finally:
+        lists.BF16_FP32_FUNCS[:] = neutral
+        lists.WIDEST_TYPE_CASTS[:] = widest
 
 
 def _hybridized(net, x):
