@@ -34,6 +34,7 @@ sys.path.insert(0, HERE)                                   # demo_detection
 
 import demo_detection  # noqa: E402
 from resnest.gluon.models.segmentation import backbone_of  # noqa: E402
+from tools.check_runner import kill_group  # noqa: E402
 
 
 def parse_args(argv):
@@ -110,15 +111,20 @@ def run(cmd):
     print("$ " + " ".join(cmd), flush=True)
     start = time.time()
     others = collections.deque(maxlen=30)
+    # its own process group, ended with the demo however the demo ends (Ctrl-C, SIGTERM, a
+    # test's timeout): a stage never outlives it
     proc = subprocess.Popen(cmd, cwd=REPO, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
-                            text=True, bufsize=1)
-    for line in proc.stdout:
-        m = _RANK_LINE.match(line.rstrip("\n"))
-        if m and m.group(1) != "0":
-            others.append(line)
-            continue
-        print(m.group(2) if m else line.rstrip("\n"), flush=True)
-    code = proc.wait()
+                            text=True, bufsize=1, start_new_session=True)
+    try:
+        for line in proc.stdout:
+            m = _RANK_LINE.match(line.rstrip("\n"))
+            if m and m.group(1) != "0":
+                others.append(line)
+                continue
+            print(m.group(2) if m else line.rstrip("\n"), flush=True)
+        code = proc.wait()
+    finally:
+        kill_group(proc, grace=5.0 if proc.poll() is None else 0.5)
     if code != 0:
         sys.stdout.writelines(others)
         from resnest.gluon.utils.errors import UserError

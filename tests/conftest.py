@@ -233,3 +233,15 @@ def composed_data(tmp_path_factory):
     write_composed(str(root), size=64, train_images=64, val_images=5, objects=(1, 3),
                    object_size=(16, 40))
     return root
+
+
+def openvino_or_skip():
+    """Skip the calling test (or module) unless OpenVINO is installed. It is imported through
+    ``import_openvino``, never plainly: a plain ``import openvino`` forks a telemetry process
+    from a background thread, which can hang this MXNet process (inference/openvino.py)."""
+    from resnest.gluon import UserError
+    from resnest.gluon.inference.openvino import import_openvino
+    try:
+        return import_openvino()
+    except UserError:
+        pytest.skip("OpenVINO is not installed", allow_module_level=True)

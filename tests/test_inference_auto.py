@@ -7,6 +7,7 @@ import mxnet as mx
 import numpy as np
 import pytest
 
+from conftest import openvino_or_skip
 from resnest.gluon import UserError, get_model
 from resnest.gluon.inference import optimize
 from resnest.gluon.inference.auto import FACTS, INT8_AGREEMENT, choose_engine, cpu_kind
@@ -150,7 +151,7 @@ def test_optimize_auto_says_what_it_chose(monkeypatch):
 
 def test_optimize_auto_takes_an_installed_onnx_engine():
     pytest.importorskip("onnxruntime")
-    pytest.importorskip("openvino")
+    openvino_or_skip()
     from resnest.gluon.inference.auto import installed_engines
     from resnest.gluon.utils.cpu import cpu_flags
     choice = choose_engine("float32", 2)

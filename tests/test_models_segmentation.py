@@ -15,7 +15,7 @@ import pytest
 
 from _images import skimage_photo as photo
 from _published import publish_file
-from conftest import randomize_bn
+from conftest import openvino_or_skip, randomize_bn
 from resnest.gluon import UserError, get_model, list_models, model_task
 from resnest.gluon.pretrained import PRETRAINED, SegmentationEval
 from resnest.gluon.models.segmentation.evaluation import normalize, single_scale
@@ -325,7 +325,7 @@ def test_export_runs_in_onnxruntime_and_openvino(tmp_path, aux):
     assert_close32(onnx_runner(path, threads=1)(x.asnumpy()), want)
     for backend in ("onnxruntime", "openvino"):
         if backend == "openvino":
-            pytest.importorskip("openvino")
+            openvino_or_skip()
         fast = optimize(net, backend=backend, input_size=64, batch_size=1, threads=1)
         got = fast(x)
         assert isinstance(got, tuple) and len(got) == (2 if aux else 1)

@@ -2,9 +2,12 @@
 (1 epoch) -> verify -> predict -> accuracy/latency per engine -> report; the report's numbers
 are those of the run's files."""
 import json
+import signal
+import time
 import os
 import sys
 
+import psutil
 import pytest
 
 from conftest import REPO, digits_subset
@@ -176,3 +179,38 @@ def test_the_detection_report_is_the_runs_files(tmp_path):
             "epochs, 15 steps (10 training images)") in text
     assert "from the digits classifier  box AP  40.25  AP50  60.25" in text
     assert "a.jpg: digit 3 91%" in text and "b.jpg: nothing above the threshold" in text
+
+
+class _Stop(Exception):
+    pass
+
+
+def test_a_stage_never_outlives_the_demo(tmp_path):
+    # a stage that starts a child of its own, then waits; the demo is interrupted meanwhile
+    # (as by Ctrl-C, SIGTERM or a test's timeout): the stage and its child end with it
+    pids = tmp_path / "pids"
+    stage = ("import os, subprocess, sys, time\n"
+             "child = subprocess.Popen([sys.executable, '-c', 'import time; time.sleep(600)'])\n"
+             f"open({str(pids)!r}, 'w').write(f'{{os.getpid()}} {{child.pid}}')\n"
+             "print('started', flush=True)\n"
+             "time.sleep(600)\n")
+
+    def interrupt(signum, frame):
+        raise _Stop()
+
+    old = signal.signal(signal.SIGALRM, interrupt)
+    signal.alarm(5)
+    try:
+        with pytest.raises(_Stop):
+            demo.run([sys.executable, "-c", stage])
+    finally:
+        signal.alarm(0)
+        signal.signal(signal.SIGALRM, old)
+    started = [int(p) for p in pids.read_text().split()]
+    assert len(started) == 2
+    deadline = time.monotonic() + 10
+    while any(psutil.pid_exists(p) and psutil.Process(p).status() != psutil.STATUS_ZOMBIE
+              for p in started) and time.monotonic() < deadline:
+        time.sleep(0.1)
+    assert not [p for p in started if psutil.pid_exists(p)
+                and psutil.Process(p).status() != psutil.STATUS_ZOMBIE]

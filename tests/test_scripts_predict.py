@@ -18,7 +18,7 @@ from PIL import Image, ImageOps
 
 from _images import photos
 from _published import publish
-from conftest import REPO
+from conftest import REPO, openvino_or_skip
 from resnest.gluon import UserError, get_model
 
 PREDICT = os.path.join(REPO, "scripts", "gluon", "predict.py")
@@ -246,7 +246,7 @@ def test_other_engines_classify_like_mxnet(main, capsys, ckpt, digits_data):
     """onnxruntime runs our ONNX export of the checkpoint: the same probabilities as MXNet;
     OpenVINO's int8 (calibrated on the inputs) names the same classes."""
     pytest.importorskip("onnxruntime")
-    pytest.importorskip("openvino")
+    openvino_or_skip()
     val = str(digits_data[0] / "images" / "val")
     common = ["--model", "resnest_tiny", "--resume", ckpt, "-j", "0", "--batch-size", "60", val]
     _, ref, _ = _run(main, capsys, *common)

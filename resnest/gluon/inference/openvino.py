@@ -11,18 +11,47 @@ A model is compiled for one static batch size (the fastest form); other batch si
 compiled on first use and kept. A model exported for any image size (``any_size``) is
 compiled once with free batch, height and width. Compilation uses ``threads`` inference
 threads (default: the cores this process owns), one stream and the latency hint.
+
+OpenVINO is imported through :func:`import_openvino` only, which keeps its usage telemetry
+off: without a consent file the package sends an event at import, from a thread pool, in a
+``multiprocessing.Process``, i.e. a ``fork()`` from a background thread. In a process running
+MXNet that fork runs MXNet's fork handlers (the engine stopped and started again) beside the
+main thread's work, and an operation pushed in that moment is dropped, so the next wait never
+returns: ``verify.py`` and ``predict.py`` hung for good in the demo test, twice in 27 runs on
+the AMX Xeon (the stacks: MXNet's ``WaitForAll`` in the export, every engine worker idle).
 """
+import os
+import sys
+
 from ..utils.errors import UserError
 from .engine import EngineModel, require
 from .export import tuple_output
 from .quantize import ONNX_INT8_EXCLUDE, engine_onnx
 
-__all__ = ["bfloat16_supported", "runtime_precisions", "optimize_openvino"]
+__all__ = ["import_openvino", "bfloat16_supported", "runtime_precisions", "optimize_openvino"]
+
+
+def import_openvino():
+    """The ``openvino`` module, imported with its telemetry declined for this process (see the
+    module doc; the user's own consent file is neither read nor written). The telemetry
+    package's one switch that needs no file is its CI check (``CI=true`` declines, read when
+    the converter's telemetry starts, at import), so ``CI`` is set for the import only."""
+    if "openvino" in sys.modules:
+        return sys.modules["openvino"]
+    saved = os.environ.get("CI")
+    os.environ["CI"] = "true"
+    try:
+        return require("openvino", "openvino")
+    finally:
+        if saved is None:
+            os.environ.pop("CI", None)
+        else:
+            os.environ["CI"] = saved
 
 
 def bfloat16_supported():
     """Whether OpenVINO's CPU plugin reports bf16 support (avx512_bf16 or AMX)."""
-    ov = require("openvino", "openvino")
+    ov = import_openvino()
     return "BF16" in ov.Core().get_property("CPU", "OPTIMIZATION_CAPABILITIES")
 
 
@@ -76,7 +105,7 @@ def optimize_openvino(net, dtype, calib_data, input_size, batch_size, calib_mode
                       exclude=ONNX_INT8_EXCLUDE, num_calib_batches=None, threads=None,
                       workdir=None, any_size=False):
     """:func:`~resnest.gluon.inference.optimize` for ``backend='openvino'``."""
-    ov = require("openvino", "openvino")
+    ov = import_openvino()
     if dtype == "bfloat16" and not bfloat16_supported():
         raise UserError("OpenVINO cannot run bfloat16 on this CPU (it needs avx512_bf16 or "
                         "AMX); use float32 or int8.")
