@@ -245,3 +245,11 @@ def openvino_or_skip():
         return import_openvino()
     except UserError:
         pytest.skip("OpenVINO is not installed", allow_module_level=True)
+
+
+def engine_or_skip(backend):
+    """Skip the calling test unless the inference engine ``backend`` is installed (OpenVINO
+    through :func:`openvino_or_skip`)."""
+    if backend == "openvino":
+        return openvino_or_skip()
+    return pytest.importorskip(backend)

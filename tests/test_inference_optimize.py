@@ -8,6 +8,7 @@ import numpy as np
 import pytest
 
 from _errors import one_sentence
+from conftest import engine_or_skip
 from resnest.gluon import UserError
 from resnest.gluon.evaluate import evaluate
 from resnest.gluon.inference import optimize
@@ -17,7 +18,7 @@ ENGINES = ("onnxruntime", "openvino")
 
 @pytest.mark.parametrize("backend", ENGINES)
 def test_float32_logits_equal_mxnet_at_any_batch_size(random_tiny, backend):
-    pytest.importorskip(backend)
+    engine_or_skip(backend)
     net, x, ref = random_tiny
     fast = optimize(net, "float32", backend=backend, input_size=32, batch_size=4)
     out = fast(x)
@@ -32,7 +33,7 @@ def test_float32_logits_equal_mxnet_at_any_batch_size(random_tiny, backend):
 
 @pytest.mark.parametrize("backend", ENGINES)
 def test_the_one_evaluator_runs_a_backend_unchanged(random_tiny, backend):
-    pytest.importorskip(backend)
+    engine_or_skip(backend)
     net, x, ref = random_tiny
     labels = mx.nd.array(ref.argsort(axis=1)[:, -2])    # the runner-up class of each image
     loader = [(x, labels, 4), (x, labels, 2)]           # the second batch counts 2 of 4
@@ -64,7 +65,7 @@ def test_missing_backend_package_is_one_sentence(random_tiny, backend, monkeypat
 
 @pytest.mark.parametrize("backend", ENGINES)
 def test_int8_without_calibration_images_and_wrong_size_are_one_sentence(random_tiny, backend):
-    pytest.importorskip(backend)
+    engine_or_skip(backend)
     net, x, _ = random_tiny
     with pytest.raises(UserError, match="calibration needs") as err:
         optimize(net, "int8", backend=backend, input_size=32, batch_size=4)

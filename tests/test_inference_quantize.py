@@ -17,7 +17,7 @@ import mxnet as mx
 import numpy as np
 import pytest
 
-from conftest import FIXTURES
+from conftest import FIXTURES, engine_or_skip
 from resnest.gluon.inference import optimize
 
 PARAMS = os.path.join(FIXTURES, "int8_study.params")
@@ -45,7 +45,7 @@ def test_the_float32_model_has_learnt(study):
 @pytest.mark.parametrize("backend", ["mxnet", "onnxruntime", "openvino"])
 def test_int8_agrees_with_float32_on_held_out_photos(study, backend):
     if backend != "mxnet":
-        pytest.importorskip(backend)
+        engine_or_skip(backend)
     from tools.int8_study import build, logits
     net, images, labels, reference, calib = study
     copy = build()
@@ -69,7 +69,7 @@ def _conv_names(net):
 
 @pytest.mark.parametrize("backend", ENGINES)
 def test_int8_keeps_stem_conv_and_classifier_float32(random_tiny, backend):
-    pytest.importorskip(backend)
+    engine_or_skip(backend)
     net, x, ref = random_tiny
     fast = optimize(net, "int8", backend=backend, input_size=32, batch_size=4,
                     calib_data=[x, x * 0.5])

@@ -13,7 +13,7 @@ import pytest
 
 from resnest.gluon import UserError, get_model
 
-from conftest import REPO
+from conftest import REPO, engine_or_skip
 
 VERIFY = os.path.join(REPO, "scripts", "gluon", "verify.py")
 IMAGES = 359                     # the shared digits' val: not a multiple of any batch size
@@ -88,7 +88,7 @@ def test_int8_counts_every_image_and_calibrates_across_the_file(main, data):
 
 @pytest.mark.parametrize("backend", ["onnxruntime", "openvino"])
 def test_backend_float32_counts_equal_mxnet_and_int8_runs(main, data, backend):
-    pytest.importorskip(backend)
+    engine_or_skip(backend)
     rec = ["--rec-val", str(data / "val.rec")]
     mxnet = _verify(main, data, *rec)
     fp32 = _verify(main, data, *rec, "--backend", backend)

@@ -36,7 +36,7 @@ def import_openvino():
     module doc; the user's own consent file is neither read nor written). The telemetry
     package's one switch that needs no file is its CI check (``CI=true`` declines, read when
     the converter's telemetry starts, at import), so ``CI`` is set for the import only."""
-    if "openvino" in sys.modules:
+    if sys.modules.get("openvino") is not None:           # None: marked as not importable
         return sys.modules["openvino"]
     saved = os.environ.get("CI")
     os.environ["CI"] = "true"
