@@ -11,6 +11,7 @@ replaced: it is refused in one sentence.
 import hashlib
 import json
 import os
+import stat
 
 from ..utils.errors import UserError
 from ..utils.files import read_regular
@@ -47,7 +48,7 @@ def _group_state(prefix):
     one of them is missing or not a regular file."""
     try:
         st = os.lstat(prefix + ".rec")
-        if not os.path.isfile(prefix + ".rec") or os.path.islink(prefix + ".rec"):
+        if not stat.S_ISREG(st.st_mode):                  # a symlink, FIFO or folder
             return None
         state = {".rec": [st.st_size, st.st_mtime_ns]}
         for suffix in (".idx", ".classes.txt"):
